@@ -1,0 +1,298 @@
+"""Every byte bluetrace puts on the network, defined once in construct.
+
+One declaration both parses and builds, so the two directions cannot
+disagree. Construct branches but does not check (an unknown ``Enum`` value
+parses to a bare int, trailing bytes pass silently), so each field here is an
+adapter that validates as it parses, and every struct ends in ``Terminated``.
+These definitions raise construct errors; ``messages`` turns them into
+:class:`~bluetrace.errors.ProtocolError`.
+"""
+
+import enum
+import re
+from datetime import datetime
+from typing import Any
+
+from construct import (
+    Adapter,
+    Array,
+    Bytes,
+    Const,
+    Construct,
+    Error,
+    GreedyBytes,
+    Int8ub,
+    Int16ub,
+    Int32ub,
+    Prefixed,
+    Struct,
+    Switch,
+    Terminated,
+    ValidationError,
+    this,
+)
+
+from bluetrace.timefmt import TIMESTAMP_LEN, format_timestamp, parse_timestamp
+
+TEMPID_LEN = 20
+BEACON_VERSION = 1
+FRAME_VERSION = 1
+FRAME_HEADER_LEN = 6
+WINDOW_LEN = TEMPID_LEN + 2 * TIMESTAMP_LEN
+BEACON_LEN = WINDOW_LEN + 1
+MAX_UPLOAD_CHUNK = 1024
+"""Entries per upload frame: keeps every frame small, so a server never
+buffers or parses a large body in one go and a big upload cannot stall
+other clients."""
+MAX_TEXT_LEN = 255
+MAX_ERROR_TEXT_LEN = 1024
+MAX_FRAME_BODY = max(
+    3 + MAX_UPLOAD_CHUNK * WINDOW_LEN,  # flags, count, a full upload chunk
+    2 * (1 + MAX_TEXT_LEN),  # login: two length-prefixed texts
+    1 + 2 + MAX_ERROR_TEXT_LEN,  # error: code, length, text
+)
+"""The largest legal body (a full upload chunk); the decoder refuses any
+header announcing more before it buffers a byte of the body."""
+
+_TEMPID = re.compile(rb"[0-9]{20}")
+
+
+class MessageType(enum.IntEnum):
+    """Frame type tags: requests below 0x80, replies with the high bit set."""
+
+    LOGIN = 0x01
+    TEMPID_REQUEST = 0x02
+    UPLOAD = 0x03
+    LOGOUT = 0x04
+    LOGIN_REPLY = 0x81
+    TEMPID_REPLY = 0x82
+    UPLOAD_REPLY = 0x83
+    LOGOUT_REPLY = 0x84
+    ERROR = 0xFF
+
+
+class LoginStatus(enum.IntEnum):
+    """The server's verdict on one login attempt."""
+
+    OK = 0
+    UNKNOWN_USER = 1
+    WRONG_PASSWORD = 2
+    BLOCKED_NOW = 3
+    BLOCKED = 4
+
+
+class ErrorCode(enum.IntEnum):
+    """Why the server refused a frame (see protocol_spec.md, "Errors")."""
+
+    MALFORMED = 1
+    NOT_LOGGED_IN = 2
+    ALREADY_LOGGED_IN = 3
+    TOO_LARGE = 4
+    UNEXPECTED = 5
+    STORAGE = 6
+    TIMEOUT = 7
+    SHUTTING_DOWN = 8
+
+
+def is_tempid(value: object) -> bool:
+    """Twenty ASCII decimal digits (leading zeros are part of the TempID)."""
+    return (
+        isinstance(value, str) and len(value) == TEMPID_LEN and value.isascii() and value.isdigit()
+    )
+
+
+def is_timestamp(value: object) -> bool:
+    """A naive whole-second datetime, the only kind the 19-byte form can hold."""
+    return isinstance(value, datetime) and value.microsecond == 0 and value.tzinfo is None
+
+
+class IntEnumAdapter(Adapter):  # type: ignore[misc]
+    """An integer field that only admits the members of a Python IntEnum."""
+
+    def __init__(self, subcon: Construct, enum_type: type[enum.IntEnum]) -> None:
+        super().__init__(subcon)
+        self.enum_type = enum_type
+
+    def _decode(self, obj: int, context: Any, path: str) -> enum.IntEnum:
+        try:
+            return self.enum_type(obj)
+        except ValueError:
+            raise ValidationError(
+                f"unknown {self.enum_type.__name__} value {obj}", path=path
+            ) from None
+
+    def _encode(self, obj: enum.IntEnum, context: Any, path: str) -> int:
+        if not isinstance(obj, self.enum_type):
+            raise ValidationError(f"not a {self.enum_type.__name__}: {obj!r}", path=path)
+        return int(obj)
+
+
+class TempIDAdapter(Adapter):  # type: ignore[misc]
+    """Twenty ASCII decimal digits, leading zeros kept."""
+
+    def _decode(self, obj: bytes, context: Any, path: str) -> str:
+        if _TEMPID.fullmatch(obj) is None:
+            raise ValidationError(f"TempID is not 20 decimal digits: {obj!r}", path=path)
+        return obj.decode("ascii")
+
+    def _encode(self, obj: str, context: Any, path: str) -> bytes:
+        if not is_tempid(obj):
+            raise ValidationError(f"TempID is not 20 decimal digits: {obj!r}", path=path)
+        return obj.encode("ascii")
+
+
+class TimestampAdapter(Adapter):  # type: ignore[misc]
+    """``DD/MM/YYYY HH:MM:SS`` in ASCII, and a real calendar moment."""
+
+    def _decode(self, obj: bytes, context: Any, path: str) -> datetime:
+        try:
+            return parse_timestamp(obj.decode("ascii"))
+        except ValueError as exc:  # UnicodeDecodeError is a ValueError too
+            raise ValidationError(f"bad timestamp {obj!r}: {exc}", path=path) from None
+
+    def _encode(self, obj: datetime, context: Any, path: str) -> bytes:
+        if not is_timestamp(obj):
+            raise ValidationError(f"not a whole-second naive datetime: {obj!r}", path=path)
+        return format_timestamp(obj).encode("ascii")
+
+
+class TextAdapter(Adapter):  # type: ignore[misc]
+    """Strict UTF-8 with no control characters, optionally no white space.
+
+    Usernames and passwords may not hold white space because credentials.txt
+    separates them with a single space.
+    """
+
+    def __init__(self, subcon: Construct, *, spaces: bool, min_len: int, max_len: int) -> None:
+        super().__init__(subcon)
+        self.spaces = spaces
+        self.min_len = min_len
+        self.max_len = max_len
+
+    def _check(self, text: str, raw_len: int, path: str) -> None:
+        if not self.min_len <= raw_len <= self.max_len:
+            raise ValidationError(
+                f"text of {raw_len} bytes, allowed {self.min_len}..{self.max_len}", path=path
+            )
+        for char in text:
+            if not char.isprintable() or (not self.spaces and char.isspace()):
+                raise ValidationError(f"forbidden character {char!r} in text", path=path)
+
+    def _decode(self, obj: bytes, context: Any, path: str) -> str:
+        try:
+            text = obj.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValidationError("text is not valid UTF-8", path=path) from None
+        self._check(text, len(obj), path)
+        return text
+
+    def _encode(self, obj: str, context: Any, path: str) -> bytes:
+        if not isinstance(obj, str):
+            raise ValidationError(f"not text: {obj!r}", path=path)
+        try:
+            raw = obj.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError("text cannot be encoded as UTF-8", path=path) from None
+        self._check(obj, len(raw), path)
+        return raw
+
+
+class FlagsAdapter(Adapter):  # type: ignore[misc]
+    """A flags byte whose only defined bit (bit 0) means "last chunk"."""
+
+    def _decode(self, obj: int, context: Any, path: str) -> bool:
+        if obj not in (0, 1):
+            raise ValidationError(f"undefined upload flags {obj:#04x}", path=path)
+        return obj == 1
+
+    def _encode(self, obj: bool, context: Any, path: str) -> int:
+        if not isinstance(obj, bool):
+            raise ValidationError(f"not a flag: {obj!r}", path=path)
+        return int(obj)
+
+
+class ChunkCountAdapter(Adapter):  # type: ignore[misc]
+    """An entry count checked against the chunk cap before any entry is read."""
+
+    def _decode(self, obj: int, context: Any, path: str) -> int:
+        if obj > MAX_UPLOAD_CHUNK:
+            raise ValidationError(
+                f"{obj} entries in one chunk, at most {MAX_UPLOAD_CHUNK}", path=path
+            )
+        return obj
+
+    def _encode(self, obj: int, context: Any, path: str) -> int:
+        return self._decode(obj, context, path)
+
+
+def _text(prefix: Construct, *, spaces: bool, min_len: int, max_len: int) -> Construct:
+    return TextAdapter(
+        Prefixed(prefix, GreedyBytes), spaces=spaces, min_len=min_len, max_len=max_len
+    )
+
+
+TempID = TempIDAdapter(Bytes(TEMPID_LEN))
+Timestamp = TimestampAdapter(Bytes(TIMESTAMP_LEN))
+
+Window = Struct(
+    "tempid" / TempID,
+    "start" / Timestamp,
+    "expiry" / Timestamp,
+)
+"""A TempID and its validity window: a contact-log entry, 58 bytes."""
+
+Beacon = Struct(
+    "tempid" / TempID,
+    "start" / Timestamp,
+    "expiry" / Timestamp,
+    "version" / Const(BEACON_VERSION, Int8ub),
+    Terminated,
+)
+"""The whole UDP datagram, 59 bytes and nothing else."""
+
+Credential = _text(Int8ub, spaces=False, min_len=1, max_len=MAX_TEXT_LEN)
+
+LoginBody = Struct("username" / Credential, "password" / Credential, Terminated)
+LoginReplyBody = Struct("status" / IntEnumAdapter(Int8ub, LoginStatus), Terminated)
+EmptyBody = Struct(Terminated)
+TempIDReplyBody = Struct("window" / Window, Terminated)
+UploadBody = Struct(
+    "final" / FlagsAdapter(Int8ub),
+    "count" / ChunkCountAdapter(Int16ub),
+    "entries" / Array(this.count, Window),
+    Terminated,
+)
+UploadReplyBody = Struct("received" / Int32ub, Terminated)
+ErrorBody = Struct(
+    "code" / IntEnumAdapter(Int8ub, ErrorCode),
+    "text" / _text(Int16ub, spaces=True, min_len=0, max_len=MAX_ERROR_TEXT_LEN),
+    Terminated,
+)
+
+BODIES: dict[MessageType, Construct] = {
+    MessageType.LOGIN: LoginBody,
+    MessageType.TEMPID_REQUEST: EmptyBody,
+    MessageType.UPLOAD: UploadBody,
+    MessageType.LOGOUT: EmptyBody,
+    MessageType.LOGIN_REPLY: LoginReplyBody,
+    MessageType.TEMPID_REPLY: TempIDReplyBody,
+    MessageType.UPLOAD_REPLY: UploadReplyBody,
+    MessageType.LOGOUT_REPLY: EmptyBody,
+    MessageType.ERROR: ErrorBody,
+}
+
+FrameHeader = Struct(
+    "version" / Const(FRAME_VERSION, Int8ub),
+    "type" / IntEnumAdapter(Int8ub, MessageType),
+    "length" / Int32ub,
+)
+"""The fixed 6-byte header, parsed alone so the size cap is enforced before
+the body is buffered."""
+
+Frame = Struct(
+    "version" / Const(FRAME_VERSION, Int8ub),
+    "type" / IntEnumAdapter(Int8ub, MessageType),
+    "body" / Prefixed(Int32ub, Switch(this.type, BODIES, default=Error)),
+    Terminated,
+)
+"""A whole TCP frame: header, then a body whose layout the type selects."""

@@ -1,0 +1,50 @@
+"""Hypothesis strategies built from the message types, shared by tests and fuzz."""
+
+from datetime import datetime
+
+from hypothesis import strategies as st
+
+from bluetrace import wire
+from bluetrace.messages import (
+    ErrorReply,
+    LoginReply,
+    LoginRequest,
+    LogoutReply,
+    LogoutRequest,
+    Message,
+    TempIDReply,
+    TempIDRequest,
+    TempIDWindow,
+    UploadReply,
+    UploadRequest,
+)
+
+tempids = st.text(alphabet="0123456789", min_size=20, max_size=20)
+timestamps = st.datetimes(
+    min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)
+).map(lambda moment: moment.replace(microsecond=0))
+windows = st.builds(TempIDWindow, tempids, timestamps, timestamps)
+
+_visible = st.characters(
+    codec="utf-8", exclude_categories=("Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp")
+)
+credentials = st.text(_visible, min_size=1, max_size=40).filter(
+    lambda text: len(text.encode("utf-8")) <= wire.MAX_TEXT_LEN
+)
+error_texts = st.text(st.one_of(_visible, st.just(" ")), max_size=60)
+
+messages: st.SearchStrategy[Message] = st.one_of(
+    st.builds(LoginRequest, credentials, credentials),
+    st.builds(LoginReply, st.sampled_from(wire.LoginStatus)),
+    st.just(TempIDRequest()),
+    st.builds(TempIDReply, windows),
+    st.builds(
+        UploadRequest,
+        st.lists(windows, max_size=8).map(tuple),
+        st.booleans(),
+    ),
+    st.builds(UploadReply, st.integers(0, 2**32 - 1)),
+    st.just(LogoutRequest()),
+    st.just(LogoutReply()),
+    st.builds(ErrorReply, st.sampled_from(wire.ErrorCode), error_texts),
+)

@@ -1,0 +1,171 @@
+"""The wire format: round trips, exact sizes, and every rejection rule."""
+
+from datetime import datetime
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from bluetrace import wire
+from bluetrace.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from bluetrace.messages import (
+    ErrorReply,
+    LoginReply,
+    LoginRequest,
+    LogoutRequest,
+    Message,
+    TempIDReply,
+    TempIDRequest,
+    TempIDWindow,
+    UploadReply,
+    UploadRequest,
+    decode,
+    decode_beacon,
+    encode,
+    encode_beacon,
+)
+from tests.strategies import messages, windows
+
+SAMPLE = TempIDWindow(
+    "12345678901234567893", datetime(2020, 5, 14, 17, 54, 6), datetime(2020, 5, 14, 18, 9, 5)
+)
+SAMPLE_BEACON = b"1234567890123456789314/05/2020 17:54:0614/05/2020 18:09:05\x01"
+
+
+def test_sample_beacon_is_the_specified_59_bytes() -> None:
+    assert encode_beacon(SAMPLE) == SAMPLE_BEACON
+    assert len(SAMPLE_BEACON) == wire.BEACON_LEN == 59
+    assert decode_beacon(SAMPLE_BEACON) == SAMPLE
+
+
+@given(windows)
+@example(
+    TempIDWindow("00000000000000000000", datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59))
+)
+@example(SAMPLE)
+def test_beacon_round_trip(window: TempIDWindow) -> None:
+    data = encode_beacon(window)
+    assert len(data) == 59
+    assert decode_beacon(data) == window
+    assert encode_beacon(decode_beacon(data)) == data
+
+
+@given(messages)
+@example(LoginRequest("+61410888888", "comp3331"))
+@example(UploadRequest((SAMPLE,) * wire.MAX_UPLOAD_CHUNK, final=True))
+@example(UploadRequest((), final=True))
+def test_message_round_trip(message: Message) -> None:
+    frame = encode(message)
+    assert decode(frame) == message
+    assert encode(decode(frame)) == frame
+    assert int.from_bytes(frame[2:6], "big") == len(frame) - wire.FRAME_HEADER_LEN
+
+
+@given(st.binary(max_size=200))
+@example(SAMPLE_BEACON[:-1] + b"\x02")
+@example(SAMPLE_BEACON + b"\x00")
+def test_beacon_parser_raises_only_protocol_error(data: bytes) -> None:
+    try:
+        window = decode_beacon(data)
+    except ProtocolError:
+        return
+    assert encode_beacon(window) == data
+
+
+@given(st.binary(max_size=300))
+def test_frame_parser_raises_only_protocol_error(data: bytes) -> None:
+    try:
+        message = decode(data)
+    except ProtocolError:
+        return
+    assert encode(message) == data
+
+
+@pytest.mark.parametrize(
+    ("datagram", "why"),
+    [
+        (SAMPLE_BEACON[:-1] + b"\x02", "version other than 1"),
+        (SAMPLE_BEACON[:-1] + b"1", "ASCII digit instead of the version byte"),
+        (SAMPLE_BEACON[:-1], "58 bytes"),
+        (SAMPLE_BEACON + b"\x00", "trailing byte"),
+        (b"1234567890123456789a" + SAMPLE_BEACON[20:], "letter in the TempID"),
+        (b"+234567890123456789" + b"3" + SAMPLE_BEACON[20:], "sign in the TempID"),
+        (SAMPLE_BEACON.replace(b"14/05/2020 17", b"31/02/2020 17"), "31 February"),
+        (SAMPLE_BEACON.replace(b"17:54:06", b"24:54:06"), "hour 24"),
+        (SAMPLE_BEACON.replace(b"14/05/2020 18", b"14/05/0000 18"), "year 0"),
+        (SAMPLE_BEACON.replace(b"14/05/2020 17", b"14-05-2020 17"), "dashes"),
+        (SAMPLE_BEACON.replace(b"17:54:06", b"17:54:\xff6"), "non-ASCII byte"),
+        (b"", "empty"),
+    ],
+)
+def test_beacon_rejections(datagram: bytes, why: str) -> None:
+    with pytest.raises(RemoteProtocolError):
+        decode_beacon(datagram)
+
+
+def _frame(kind: int, body: bytes, *, version: int = 1, length: int | None = None) -> bytes:
+    size = len(body) if length is None else length
+    return bytes([version, kind]) + size.to_bytes(4, "big") + body
+
+
+@pytest.mark.parametrize(
+    ("frame", "why"),
+    [
+        (_frame(0x04, b"", version=2), "frame version 2"),
+        (_frame(0x05, b""), "unknown type tag"),
+        (_frame(0x04, b"x"), "body on an empty message"),
+        (encode(LogoutRequest()) + b"x", "trailing byte after the frame"),
+        (_frame(0x04, b"", length=1), "length beyond the data"),
+        (_frame(0x01, b"\x02ab\x01"), "login truncated"),
+        (_frame(0x01, b"\x02a b\x01x"), "space in a username"),
+        (_frame(0x01, b"\x00\x01x"), "empty username"),
+        (_frame(0x01, b"\x02\xc3\x28\x01x"), "invalid UTF-8"),
+        (_frame(0x01, b"\x02a\x07\x01x"), "control character"),
+        (_frame(0x81, b"\x09"), "unknown login status"),
+        (_frame(0xFF, b"\x63\x00\x00"), "unknown error code"),
+        (_frame(0x03, b"\x02\x00\x00"), "undefined upload flag"),
+        (_frame(0x03, b"\x01\x04\x01"), "upload count above the chunk cap"),
+        (_frame(0x03, b"\x01\x00\x02" + SAMPLE_BEACON[:58]), "fewer entries than counted"),
+        (_frame(0x82, SAMPLE_BEACON[:57]), "short TempID grant"),
+    ],
+)
+def test_frame_rejections(frame: bytes, why: str) -> None:
+    with pytest.raises(RemoteProtocolError):
+        decode(frame)
+
+
+def test_error_names_the_field() -> None:
+    with pytest.raises(RemoteProtocolError, match=r"field type") as caught:
+        decode(_frame(0x05, b""))
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: TempIDWindow("123", SAMPLE.start, SAMPLE.expiry),
+        lambda: TempIDWindow("1234567890123456789٣", SAMPLE.start, SAMPLE.expiry),
+        lambda: TempIDWindow(SAMPLE.tempid, SAMPLE.start.replace(microsecond=5), SAMPLE.expiry),
+        lambda: LoginRequest("has space", "pw"),
+        lambda: LoginRequest("x" * 256, "pw"),
+        lambda: UploadReply(-1),
+        lambda: UploadRequest((SAMPLE,) * (wire.MAX_UPLOAD_CHUNK + 1), final=True),
+        lambda: ErrorReply(wire.ErrorCode.MALFORMED, "x" * (wire.MAX_ERROR_TEXT_LEN + 1)),
+    ],
+)
+def test_invalid_messages_cannot_be_built(build: object) -> None:
+    with pytest.raises(LocalProtocolError):
+        build()  # type: ignore[operator]
+
+
+def test_password_is_kept_out_of_repr() -> None:
+    assert "comp3331" not in repr(LoginRequest("+61410888888", "comp3331"))
+
+
+def test_small_messages_have_fixed_sizes() -> None:
+    assert len(encode(TempIDRequest())) == 6
+    assert len(encode(LoginReply(wire.LoginStatus.OK))) == 7
+    assert len(encode(TempIDReply(SAMPLE))) == 6 + 58
+    assert len(encode(UploadRequest((SAMPLE,) * wire.MAX_UPLOAD_CHUNK, final=False))) == (
+        6 + wire.MAX_FRAME_BODY
+    )
