@@ -9,6 +9,7 @@ Invariant: the parsers return messages or raise ProtocolError, nothing else,
 and the frame decoder never holds more than one header plus the body limit.
 """
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def _check_stream(data: bytes, cuts: list[int]) -> None:
     points = sorted({cut % (len(data) + 1) for cut in cuts})
     bounds = [0, *points, len(data)]
     try:
-        for start, end in zip(bounds, bounds[1:], strict=False):
+        for start, end in itertools.pairwise(bounds):
             for message in decoder.messages(data[start:end]):
                 encode(message)  # whatever parses must build again
             assert decoder.buffered <= wire.FRAME_HEADER_LEN + SMALL_LIMIT
@@ -69,7 +70,9 @@ def main(argv: list[str]) -> None:
     try:
         import atheris  # noqa: PLC0415
     except ImportError:
-        runs = next((int(arg.split("=", 1)[1]) for arg in argv if arg.startswith("-runs=")), 100_000)
+        runs = next(
+            (int(arg.split("=", 1)[1]) for arg in argv if arg.startswith("-runs=")), 100_000
+        )
         print(f"atheris not installed: {runs} hypothesis examples per target instead", flush=True)
         many = settings(max_examples=runs, deadline=None, suppress_health_check=list(HealthCheck))
         for target in (test_frame_decoder, test_beacon_parser):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bluetrace import messages
+from bluetrace import messages, wire
 from bluetrace.messages import decode, decode_beacon, encode, encode_beacon
 
 SPEC = Path(__file__).resolve().parent.parent / "protocol_spec.md"
@@ -41,8 +41,6 @@ def test_every_message_type_and_the_beacon_have_an_example() -> None:
 
 
 def test_the_stated_body_limit_is_the_codes() -> None:
-    from bluetrace import wire
-
     text = SPEC.read_text(encoding="utf-8")
     assert f"`L <= {wire.MAX_FRAME_BODY}`" in text
     assert f"{wire.MAX_FRAME_BODY:,} bytes" in text
