@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -170,3 +170,20 @@ class FrameClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def free_udp_port() -> int:
+    """A UDP port the OS just handed out on loopback (the client needs a number)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until(condition: "Callable[[], bool]", timeout: float = WAIT, step: float = 0.05) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` passes (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return condition()
