@@ -38,7 +38,9 @@ fuzz: install
 	@$(BIN)/python -c 'import atheris' 2>/dev/null || \
 	  $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[fuzz]' || \
 	  echo "atheris is unavailable here: running the hypothesis fuzzers only"
-	$(BIN)/python fuzz/fuzz_parser.py -runs=$(FUZZ_RUNS) fuzz/corpus
+	@mkdir -p .bluetrace/fuzz-corpus fuzz/crashes
+	$(BIN)/python fuzz/fuzz_parser.py -runs=$(FUZZ_RUNS) -rss_limit_mb=2048 \
+	  -artifact_prefix=fuzz/crashes/ .bluetrace/fuzz-corpus fuzz/corpus
 
 bench: install
 	$(BIN)/python -m bench
