@@ -36,6 +36,7 @@ from bluetrace.storage import LineAppender, replace_lines
 
 PROGRAM = "bluetrace-client"
 CONNECT_TIMEOUT = 10.0
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
 class FileContactLog:
@@ -74,12 +75,13 @@ class Terminal:
             self.out.write("\n")  # output arriving on its own starts a fresh line
             self.prompt_showing = False
         self.out.write(text + "\n")
+
+    def flush(self) -> None:
         self.out.flush()
 
     def prompt(self, text: str, secret: bool) -> None:
         self.echo(not secret)
         self.out.write(text)
-        self.out.flush()
         self.prompt_showing = True
 
     def line_typed(self) -> None:
@@ -129,6 +131,14 @@ class Client:
         self.apply(self.core.start())
 
     def apply(self, effects: list[Effect]) -> None:
+        """Carry out effects in order; the terminal is flushed once at the end,
+        not per line, which matters when beacons arrive by the thousand."""
+        try:
+            self._apply(effects)
+        finally:
+            self.terminal.flush()
+
+    def _apply(self, effects: list[Effect]) -> None:
         for effect in effects:
             if isinstance(effect, Show):
                 self.terminal.show(effect.text)
@@ -262,6 +272,9 @@ def _sockets(args: argparse.Namespace) -> Iterator[tuple[socket.socket, socket.s
         )
         return
     server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    # Beacons come in bursts; a larger receive buffer (capped by the kernel's
+    # rmem_max) absorbs a burst while the loop is busy printing.
+    udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
     try:
         yield server, udp
     finally:

@@ -6,6 +6,7 @@ failure is reported as a :class:`~bluetrace.errors.ProtocolError` with the
 reason in one line.
 """
 
+import struct
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
@@ -27,7 +28,7 @@ def _check_body(message: "Message") -> None:
         raise LocalProtocolError(_reason(exc)) from None
 
 
-def _reason(exc: ConstructError) -> str:
+def _reason(exc: ConstructError | struct.error) -> str:
     """One line from construct's two (``Error in path (parsing) -> field``,
     then the message): the message first, the field after it."""
     lines = str(exc).strip().splitlines()
@@ -231,8 +232,10 @@ def encode_beacon(window: TempIDWindow) -> bytes:
 
 def decode_beacon(datagram: bytes) -> TempIDWindow:
     """Parse a received datagram; anything but a valid beacon raises."""
+    if len(datagram) != wire.BEACON_LEN:
+        raise RemoteProtocolError(f"a beacon is {wire.BEACON_LEN} bytes, not {len(datagram)}")
     try:
-        parsed = wire.Beacon.parse(datagram)
-    except ConstructError as exc:
+        parsed = wire.BeaconCompiled.parse(datagram)
+    except (ConstructError, struct.error) as exc:
         raise RemoteProtocolError(_reason(exc)) from None
     return TempIDWindow._from(parsed)

@@ -56,8 +56,10 @@ class Session:
     peer: str
     state: State = State.AWAITING_LOGIN
     username: str | None = None
-    upload: list[TempIDWindow] | None = None
-    """Entries of an upload in progress (None when no upload is under way)."""
+    upload: list[tuple[str, str, str]] | None = None
+    """TempID, start and expiry text of each entry of an upload in progress
+    (None when no upload is under way): text, because that is all the check
+    needs and it is formatted once."""
 
 
 @dataclass
@@ -246,21 +248,22 @@ class ServerCore:
             return _error(
                 ErrorCode.TOO_LARGE, f"an upload may hold at most {MAX_UPLOAD_ENTRIES} entries"
             )
-        session.upload.extend(request.entries)
         for entry in request.entries:
-            tempid, start, expiry = entry.fields_text()
+            tempid, start, expiry = fields = entry.fields_text()
+            session.upload.append(fields)
             outcome.output += (f"{tempid},", f"{start},", f"{expiry};")
         if request.final:
             self._check_contacts(username, session.upload, outcome)
             session.upload = None
         return outcome
 
-    def _check_contacts(self, uploader: str, entries: list[TempIDWindow], outcome: Outcome) -> None:
+    def _check_contacts(
+        self, uploader: str, entries: list[tuple[str, str, str]], outcome: Outcome
+    ) -> None:
         checked_at = format_timestamp(self.clock.wall())
         outcome.output.append("Contact log checking")
         records = []
-        for entry in entries:
-            tempid, start, expiry = entry.fields_text()
+        for tempid, start, expiry in entries:
             contact = self.tempids.get(tempid)
             if contact is None:
                 outcome.output.append(f"{tempid}: unknown TempID")

@@ -40,6 +40,9 @@ class LineAppender:
         self.durable = durable
         self._fd: int | None = None
         self._eol = b"\n"
+        self._clean_end = False
+        """True after our own complete write: the file ends with a line end,
+        so the next append needs no look at the last byte."""
 
     def _open(self) -> int:
         if self._fd is None:
@@ -54,7 +57,7 @@ class LineAppender:
         fd = self._open()
         size = os.fstat(fd).st_size
         prefix = b""
-        if size and os.pread(fd, 1, size - 1) != b"\n":
+        if size and not self._clean_end and os.pread(fd, 1, size - 1) != b"\n":
             prefix = self._eol
         data = prefix + b"".join(line.encode("utf-8") + self._eol for line in lines)
         try:
@@ -65,11 +68,14 @@ class LineAppender:
             if self.durable:
                 os.fdatasync(fd)
         except OSError:
+            self._clean_end = False
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, size)
             raise
+        self._clean_end = True
 
     def close(self) -> None:
+        self._clean_end = False
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

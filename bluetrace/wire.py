@@ -250,6 +250,13 @@ Beacon = Struct(
 )
 """The whole UDP datagram, 59 bytes and nothing else."""
 
+BeaconCompiled = Beacon.compile()
+"""The same definition compiled: about twice as fast, which matters at tens of
+thousands of beacons a second. Compiled construct is documented as unsafe for
+untrusted input (a truncated input raises struct.error, not a construct
+error), so ``messages.decode_beacon`` hands it exactly BEACON_LEN bytes and
+``tests/test_wire.py`` holds it to the plain parser on arbitrary input."""
+
 Credential = _text(Int8ub, spaces=False, min_len=1, max_len=MAX_TEXT_LEN)
 
 LoginBody = Struct("username" / Credential, "password" / Credential, Terminated)

@@ -3,6 +3,7 @@
 from datetime import datetime
 
 import pytest
+from construct import ConstructError
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -169,3 +170,37 @@ def test_small_messages_have_fixed_sizes() -> None:
     assert len(encode(UploadRequest((SAMPLE,) * wire.MAX_UPLOAD_CHUNK, final=False))) == (
         6 + wire.MAX_FRAME_BODY
     )
+
+
+def _plain_or_error(data: bytes) -> object:
+    try:
+        return wire.Beacon.parse(data)
+    except ConstructError:
+        return "rejected"
+
+
+@given(
+    st.one_of(st.binary(min_size=59, max_size=59), windows.map(encode_beacon)),
+    st.integers(0, 58),
+    st.integers(0, 255),
+)
+@example(SAMPLE_BEACON, 0, 0x31)
+def test_compiled_beacon_parser_agrees_with_the_plain_one(
+    data: bytes, index: int, value: int
+) -> None:
+    mutated = data[:index] + bytes([value]) + data[index + 1 :]
+    for candidate in (data, mutated):
+        expected = _plain_or_error(candidate)
+        try:
+            got: object = decode_beacon(candidate)
+        except ProtocolError:
+            got = "rejected"
+        if expected == "rejected":
+            assert got == "rejected"
+        else:
+            assert isinstance(got, TempIDWindow)
+            assert (got.tempid, got.start, got.expiry) == (
+                expected.tempid,
+                expected.start,
+                expected.expiry,
+            )  # type: ignore[attr-defined]
