@@ -15,6 +15,10 @@ from bluetrace import wire
 from bluetrace.errors import RemoteProtocolError
 from bluetrace.messages import Message, _reason, decode
 
+_KNOWN_TYPES = frozenset(int(kind) for kind in wire.MessageType)
+"""The header is peeked at directly (it is on every frame's path); the whole
+frame, header included, is then parsed by the construct definition."""
+
 
 class _NeedData:
     def __repr__(self) -> str:
@@ -54,12 +58,16 @@ class FrameDecoder:
         if len(self._buffer) < wire.FRAME_HEADER_LEN:
             return NEED_DATA
         try:
-            header = wire.FrameHeader.parse(bytes(self._buffer[: wire.FRAME_HEADER_LEN]))
-            if header.length > self.max_body:
+            buffer = self._buffer
+            if buffer[0] != wire.FRAME_VERSION or buffer[1] not in _KNOWN_TYPES:
+                # Let the construct definition say exactly what is wrong.
+                wire.FrameHeader.parse(bytes(buffer[: wire.FRAME_HEADER_LEN]))
+            length = int.from_bytes(buffer[2 : wire.FRAME_HEADER_LEN], "big")
+            if length > self.max_body:
                 raise RemoteProtocolError(
-                    f"frame body of {header.length} bytes exceeds the limit of {self.max_body}"
+                    f"frame body of {length} bytes exceeds the limit of {self.max_body}"
                 )
-            end = wire.FRAME_HEADER_LEN + header.length
+            end = wire.FRAME_HEADER_LEN + length
             if len(self._buffer) < end:
                 return NEED_DATA
             frame = bytes(self._buffer[:end])

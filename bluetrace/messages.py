@@ -9,7 +9,7 @@ reason in one line.
 import struct
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from construct import ConstructError, Container
 
@@ -71,7 +71,7 @@ class TempIDWindow:
 
     @classmethod
     def _from(cls, container: Any) -> "TempIDWindow":
-        return cls(container.tempid, container.start, container.expiry)
+        return _trusted(cls, container.tempid, container.start, container.expiry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,29 +185,48 @@ def _body_fields(message: Message) -> dict[str, Any]:
     return {}
 
 
+_T = TypeVar("_T")
+
+
+def _trusted(cls: type[_T], *values: Any) -> _T:
+    """Build a message from values the construct parser has just validated,
+    without validating them a second time in ``__post_init__``."""
+    instance = object.__new__(cls)
+    names: tuple[str, ...] = cast(Any, cls).__slots__
+    for name, value in zip(names, values, strict=True):
+        object.__setattr__(instance, name, value)
+    return instance
+
+
 def _message_from(kind: MessageType, body: Container) -> Message:
     if kind is MessageType.LOGIN:
-        return LoginRequest(body.username, body.password)
+        return _trusted(LoginRequest, body.username, body.password)
     if kind is MessageType.LOGIN_REPLY:
-        return LoginReply(body.status)
+        return _trusted(LoginReply, body.status)
     if kind is MessageType.TEMPID_REQUEST:
         return TempIDRequest()
     if kind is MessageType.TEMPID_REPLY:
-        return TempIDReply(TempIDWindow._from(body.window))
+        return _trusted(TempIDReply, TempIDWindow._from(body.window))
     if kind is MessageType.UPLOAD:
         entries = tuple(TempIDWindow._from(entry) for entry in body.entries)
-        return UploadRequest(entries, body.final)
+        return _trusted(UploadRequest, entries, body.final)
     if kind is MessageType.UPLOAD_REPLY:
-        return UploadReply(body.received)
+        return _trusted(UploadReply, body.received)
     if kind is MessageType.LOGOUT:
         return LogoutRequest()
     if kind is MessageType.LOGOUT_REPLY:
         return LogoutReply()
-    return ErrorReply(body.code, body.text)
+    return _trusted(ErrorReply, body.code, body.text)
 
 
 def encode(message: Message) -> bytes:
     """The whole frame (header and body) for ``message``."""
+    if type(message) in _CONSTANT_TYPES:
+        return _CONSTANT_FRAMES[message]
+    return _build(message)
+
+
+def _build(message: Message) -> bytes:
     try:
         data: bytes = wire.Frame.build({"type": message.TYPE, "body": _body_fields(message)})
     except ConstructError as exc:
@@ -217,11 +236,32 @@ def encode(message: Message) -> bytes:
 
 def decode(frame: bytes) -> Message:
     """Parse exactly one whole frame; anything wrong is a RemoteProtocolError."""
+    constant = _CONSTANT_BY_FRAME.get(frame)
+    if constant is not None:
+        return constant
     try:
         parsed = wire.Frame.parse(frame)
     except ConstructError as exc:
         raise RemoteProtocolError(_reason(exc)) from None
     return _message_from(parsed.type, parsed.body)
+
+
+_CONSTANT_TYPES = (LoginReply, TempIDRequest, LogoutRequest, LogoutReply)
+_CONSTANT_MESSAGES: list[Message] = [
+    *(LoginReply(status) for status in LoginStatus),
+    TempIDRequest(),
+    LogoutRequest(),
+    LogoutReply(),
+]
+_CONSTANT_FRAMES: dict[Message, bytes] = {
+    message: _build(message) for message in _CONSTANT_MESSAGES
+}
+_CONSTANT_BY_FRAME: dict[bytes, Message] = {
+    frame: message for message, frame in _CONSTANT_FRAMES.items()
+}
+"""Messages with no free field, built once by construct: encoding one is then
+a lookup, and so is decoding its exact bytes (round-trip tests hold both
+directions to the construct definitions)."""
 
 
 def encode_beacon(window: TempIDWindow) -> bytes:

@@ -203,6 +203,7 @@ class Stream:
         self._queue: deque[memoryview] = deque()
         self._queued = 0
         self._close_when_flushed = False
+        self._finishing: Timer | None = None
         self._reading = True
         sock.setblocking(False)
         reactor.register(sock, self, selectors.EVENT_READ)
@@ -212,7 +213,7 @@ class Stream:
         return self._queued
 
     def write(self, data: bytes) -> None:
-        if self.closed or self._close_when_flushed or not data:
+        if self.closed or self._close_when_flushed or self._finishing or not data:
             return
         view = memoryview(data)
         if not self._queue:
@@ -238,10 +239,25 @@ class Stream:
         else:
             self._update_interest()
 
+    def finish(self, linger: float) -> None:
+        """Say nothing more and let the peer close first.
+
+        The side that closes first keeps the connection in TIME_WAIT; on a
+        busy server that is thousands of entries, and on loopback a new
+        connection from a reused port can stall against one. So after its
+        last reply the server sends what is queued, discards anything more it
+        receives, and closes on the peer's EOF, or after ``linger`` seconds.
+        """
+        if self.closed or self._finishing:
+            return
+        self._finishing = self.reactor.call_later(linger, self.close)
+
     def close(self, error: OSError | None = None) -> None:
         if self.closed:
             return
         self.closed = True
+        if self._finishing is not None:
+            self._finishing.cancel()
         self.reactor.unregister(self.sock)
         self.sock.close()
         self._queue.clear()
@@ -273,7 +289,8 @@ class Stream:
         if not data:
             self.close()
             return
-        self.on_data(data)
+        if self._finishing is None:
+            self.on_data(data)
 
     def on_writable(self) -> None:
         while self._queue and not self.closed:

@@ -18,17 +18,22 @@ from bluetrace.cli import fail, port, positive_seconds, raise_descriptor_limit, 
 from bluetrace.clock import Clock, SystemClock
 from bluetrace.errors import ProtocolError
 from bluetrace.framing import FrameDecoder, _NeedData
-from bluetrace.messages import ErrorReply, encode
+from bluetrace.messages import ErrorReply, Message, TempIDReply, encode
 from bluetrace.reactor import Reactor, Stream, Timer
 from bluetrace.records import RecordError, load_credentials, load_tempids
 from bluetrace.server_core import DEFAULT_TEMPID_LIFETIME, Outcome, ServerCore, Session
 from bluetrace.storage import LineAppender
 
 PROGRAM = "bluetrace-server"
+LINGER = 2.0
+"""Seconds to wait for a client to close after the server's last reply."""
 PRE_LOGIN_MAX_BODY = 2 * (1 + wire.MAX_TEXT_LEN)
 """Before login only LOGIN is legal, so a stranger may not make us buffer more."""
 ACCEPTS_PER_WAKEUP = 64
 CHECKS_FILE = "contact_checks.txt"
+STORAGE_FAILED = ErrorReply(
+    wire.ErrorCode.STORAGE, "the server could not record a TempID; try later"
+)
 
 
 class Connection:
@@ -38,6 +43,10 @@ class Connection:
         self.decoder = FrameDecoder(max_body=PRE_LOGIN_MAX_BODY)
         self.stream = Stream(server.reactor, sock, self._on_data, self._on_close)
         self.timer: Timer | None = server.reactor.call_later(server.login_timeout, self._timeout)
+        self.held: list[Message] | None = None
+        """Replies waiting for the group commit; later replies queue behind
+        them so that a connection's replies keep their order."""
+        self.end_after_held: bool | None = None
 
     def _on_data(self, data: bytes) -> None:
         core = self.server.core
@@ -51,7 +60,8 @@ class Connection:
                 if self.session.username is not None:
                     self.decoder.max_body = wire.MAX_FRAME_BODY
         except ProtocolError as exc:
-            self._apply(core.protocol_error(self.session, exc))
+            outcome = core.protocol_error(self.session, exc)
+            self._apply(outcome, abort=True)
 
     def _timeout(self) -> None:
         self.timer = None
@@ -67,15 +77,42 @@ class Connection:
             outcome.log.append(f"{self.session.peer}: connection lost: {error.strerror or error}")
         self.server.report(outcome)
 
-    def _apply(self, outcome: Outcome) -> None:
+    def _apply(self, outcome: Outcome, *, abort: bool = False) -> None:
+        if self.held is None and any(isinstance(reply, TempIDReply) for reply in outcome.replies):
+            self.held = []  # a TempID may be told only once it is on disk
+            self.server.hold(self)
         for reply in outcome.replies:
-            self.stream.write(encode(reply))
+            if self.held is not None:
+                self.held.append(reply)
+            else:
+                self.stream.write(encode(reply))
         self.server.report(outcome)
         if self.session.username is not None and self.timer is not None:
             self.timer.cancel()
             self.timer = None
         if outcome.close:
+            if self.held is not None:
+                self.end_after_held = abort
+            else:
+                self._end(abort)
+
+    def _end(self, abort: bool) -> None:
+        # A peer that broke the framing is cut off; any other ending lets
+        # the client close first (see Stream.finish).
+        if abort:
             self.stream.close_when_flushed()
+        else:
+            self.stream.finish(LINGER)
+
+    def release(self, durable: bool) -> None:
+        """After the group commit: send what was held, or, if the TempIDs
+        could not be made durable, a storage error in their place."""
+        held, self.held = self.held or [], None
+        for reply in held:
+            refused = not durable and isinstance(reply, TempIDReply)
+            self.stream.write(encode(STORAGE_FAILED if refused else reply))
+        if self.end_after_held is not None:
+            self._end(self.end_after_held)
 
     def shut_down(self) -> None:
         self.stream.write(encode(ErrorReply(wire.ErrorCode.SHUTTING_DOWN, "server stopping")))
@@ -90,6 +127,7 @@ class Server:
         listener: socket.socket,
         *,
         login_timeout: float,
+        tempid_store: LineAppender,
         out: TextIO,
         err: TextIO,
     ) -> None:
@@ -100,6 +138,8 @@ class Server:
         self.out = out
         self.err = err
         self.connections: set[Connection] = set()
+        self.tempid_store = tempid_store
+        self._holding: list[Connection] = []
         listener.setblocking(False)
         reactor.register(listener, self, selectors.EVENT_READ)
 
@@ -118,6 +158,25 @@ class Server:
 
     def on_writable(self) -> None:
         pass
+
+    def hold(self, connection: Connection) -> None:
+        """Group commit: every TempID issued in this loop turn is made
+        durable by one fdatasync at the end of the turn, then answered."""
+        if not self._holding:
+            self.reactor.call_soon(self._commit)
+        self._holding.append(connection)
+
+    def _commit(self) -> None:
+        holding, self._holding = self._holding, []
+        try:
+            self.tempid_store.sync()
+            durable = True
+        except OSError as exc:
+            durable = False
+            self.err.write(f"{PROGRAM}: cannot flush tempIDs.txt to disk: {exc.strerror or exc}\n")
+            self.err.flush()
+        for connection in holding:
+            connection.release(durable)
 
     def report(self, outcome: Outcome) -> None:
         if outcome.output:
@@ -193,7 +252,7 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
         )
     except OSError as exc:
         return fail(PROGRAM, f"cannot listen on port {args.server_port}: {exc.strerror or exc}")
-    tempid_store = LineAppender(tempids_path)
+    tempid_store = LineAppender(tempids_path, durable=False)  # synced by the group commit
     check_store = LineAppender(data_dir / CHECKS_FILE)
     core = ServerCore(
         credentials,
@@ -206,7 +265,13 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
     )
     reactor = Reactor()
     server = Server(
-        reactor, core, listener, login_timeout=args.login_timeout, out=sys.stdout, err=sys.stderr
+        reactor,
+        core,
+        listener,
+        login_timeout=args.login_timeout,
+        tempid_store=tempid_store,
+        out=sys.stdout,
+        err=sys.stderr,
     )
     for signum in (signal.SIGINT, signal.SIGTERM):
         reactor.add_signal_handler(signum, server.shut_down)

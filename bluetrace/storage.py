@@ -74,6 +74,11 @@ class LineAppender:
             raise
         self._clean_end = True
 
+    def sync(self) -> None:
+        """Flush appended lines to disk (for callers that batch: group commit)."""
+        if self._fd is not None:
+            os.fdatasync(self._fd)
+
     def close(self) -> None:
         self._clean_end = False
         if self._fd is not None:

@@ -46,7 +46,7 @@ def test_session_prints_the_specified_texts(tmp_path: Path) -> None:
 
 
 def test_blocking_spans_connections_and_source_addresses(tmp_path: Path) -> None:
-    with running_server(tmp_path, block="2") as server:
+    with running_server(tmp_path, block="5") as server:  # longer than the 2 s linger
         first = server.connect("127.0.0.1")
         second = server.connect("127.0.0.2")
         user = "+61410888888"
@@ -57,7 +57,7 @@ def test_blocking_spans_connections_and_source_addresses(tmp_path: Path) -> None
         assert second.call(LoginRequest(user, "comp3331")) == LoginReply(LoginStatus.BLOCKED)
         third = server.connect("127.0.0.3")
         # Wait for the block to end by polling the condition, bounded.
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 15
         status = LoginStatus.BLOCKED
         while status is LoginStatus.BLOCKED and time.monotonic() < deadline:
             third = server.connect("127.0.0.3")
