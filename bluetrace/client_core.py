@@ -250,11 +250,11 @@ class ClientCore:
         try:
             entries, problems = self.store.load()
         except OSError as exc:
-            entries, problems = [], [f"cannot read the contact log: {exc.strerror or exc}"]
+            entries, problems = [], [f"cannot read it ({exc.strerror or exc}); starting empty"]
         now = self.clock.monotonic()
         # Entries found at start are treated as received now (spec-notes, section 4).
         self.contacts.extend((now, entry) for entry in entries)
-        effects += [Show(f"Skipped a contact-log line: {problem}") for problem in problems]
+        effects += [Show(f"Contact log: {problem}") for problem in problems]
         return [*effects, Prompt(PROMPT)]
 
     # -- commands ---------------------------------------------------------------

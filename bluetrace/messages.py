@@ -239,6 +239,12 @@ def decode(frame: bytes) -> Message:
     constant = _CONSTANT_BY_FRAME.get(frame)
     if constant is not None:
         return constant
+    if _is_exact_upload(frame):
+        try:
+            body = wire.UploadBodyCompiled.parse(frame[wire.FRAME_HEADER_LEN :])
+        except (ConstructError, struct.error) as exc:
+            raise RemoteProtocolError(_reason(exc)) from None
+        return _message_from(MessageType.UPLOAD, body)
     try:
         parsed = wire.Frame.parse(frame)
     except ConstructError as exc:
@@ -262,6 +268,22 @@ _CONSTANT_BY_FRAME: dict[bytes, Message] = {
 """Messages with no free field, built once by construct: encoding one is then
 a lookup, and so is decoding its exact bytes (round-trip tests hold both
 directions to the construct definitions)."""
+
+
+def _is_exact_upload(frame: bytes) -> bool:
+    """An UPLOAD frame whose sizes all agree (header length, entry count and
+    bytes present): the only input the compiled parser is trusted with."""
+    if len(frame) < wire.FRAME_HEADER_LEN + 3 or frame[0] != wire.FRAME_VERSION:
+        return False
+    if frame[1] != MessageType.UPLOAD:
+        return False
+    body_len = len(frame) - wire.FRAME_HEADER_LEN
+    count = int.from_bytes(frame[7:9], "big")
+    return (
+        int.from_bytes(frame[2:6], "big") == body_len
+        and count <= wire.MAX_UPLOAD_CHUNK
+        and body_len == 3 + count * wire.WINDOW_LEN
+    )
 
 
 def encode_beacon(window: TempIDWindow) -> bytes:

@@ -204,6 +204,7 @@ class Stream:
         self._queued = 0
         self._close_when_flushed = False
         self._finishing: Timer | None = None
+        self._paused = False
         self._reading = True
         sock.setblocking(False)
         reactor.register(sock, self, selectors.EVENT_READ)
@@ -239,6 +240,17 @@ class Stream:
         else:
             self._update_interest()
 
+    def pause_reading(self) -> None:
+        """Stop taking bytes from the peer (its owner has enough to chew on)."""
+        if not self._paused:
+            self._paused = True
+            self._update_interest()
+
+    def resume_reading(self) -> None:
+        if self._paused:
+            self._paused = False
+            self._update_interest()
+
     def finish(self, linger: float) -> None:
         """Say nothing more and let the peer close first.
 
@@ -270,7 +282,9 @@ class Stream:
     def _update_interest(self) -> None:
         if self.closed:
             return
-        self._reading = not self._close_when_flushed and self._queued < HIGH_WATER
+        self._reading = (
+            not self._close_when_flushed and not self._paused and self._queued < HIGH_WATER
+        )
         events = (selectors.EVENT_READ if self._reading else 0) | (
             selectors.EVENT_WRITE if self._queue else 0
         )

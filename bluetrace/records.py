@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bluetrace import wire
 from bluetrace.messages import TempIDWindow
-from bluetrace.storage import split_lines
+from bluetrace.storage import read_regular, split_lines
 from bluetrace.timefmt import parse_timestamp
 
 
@@ -30,7 +30,7 @@ def load_credentials(path: Path) -> dict[str, str]:
     """Username to password. Anything doubtful stops here, naming the line,
     because a server that starts with half its users is worse than none."""
     try:
-        data = path.read_bytes()
+        data = read_regular(path)
     except OSError as exc:
         raise RecordError(f"{path}: cannot read: {exc.strerror or exc}") from None
     users: dict[str, str] = {}
@@ -72,7 +72,7 @@ def load_tempids(path: Path, into: dict[str, str]) -> LoadReport:
     strings shared between entries.
     """
     try:
-        data = path.read_bytes()
+        data = read_regular(path)
     except FileNotFoundError:
         return LoadReport(0, [])
     phones: dict[bytes, str] = {}
@@ -134,7 +134,7 @@ def parse_contact_line(line: str) -> TempIDWindow:
 def load_contact_log(path: Path) -> tuple[list[TempIDWindow], list[str]]:
     """Entries already in a contact log, and a note for each line skipped."""
     try:
-        data = path.read_bytes()
+        data = read_regular(path)
     except FileNotFoundError:
         return [], []
     entries: list[TempIDWindow] = []

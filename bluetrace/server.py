@@ -18,7 +18,7 @@ from bluetrace.cli import fail, port, positive_seconds, raise_descriptor_limit, 
 from bluetrace.clock import Clock, SystemClock
 from bluetrace.errors import ProtocolError
 from bluetrace.framing import FrameDecoder, _NeedData
-from bluetrace.messages import ErrorReply, Message, TempIDReply, encode
+from bluetrace.messages import ErrorReply, Message, TempIDReply, UploadRequest, encode
 from bluetrace.reactor import Reactor, Stream, Timer
 from bluetrace.records import RecordError, load_credentials, load_tempids
 from bluetrace.server_core import DEFAULT_TEMPID_LIFETIME, Outcome, ServerCore, Session
@@ -49,9 +49,16 @@ class Connection:
         self.end_after_held: bool | None = None
 
     def _on_data(self, data: bytes) -> None:
-        core = self.server.core
         try:
             self.decoder.feed(data)
+        except ProtocolError as exc:
+            self._broken(exc)
+            return
+        self._process()
+
+    def _process(self) -> None:
+        core = self.server.core
+        try:
             while not self.stream.closed:
                 message = self.decoder.next_message()
                 if isinstance(message, _NeedData):
@@ -59,9 +66,23 @@ class Connection:
                 self._apply(core.handle(self.session, message))
                 if self.session.username is not None:
                     self.decoder.max_body = wire.MAX_FRAME_BODY
+                if isinstance(message, UploadRequest) and self.decoder.buffered:
+                    # One upload chunk per loop turn: a large upload must not
+                    # hold up every other phone. Reading pauses meanwhile, so
+                    # what is buffered stays bounded.
+                    self.stream.pause_reading()
+                    self.server.reactor.call_soon(self._resume)
+                    return
         except ProtocolError as exc:
-            outcome = core.protocol_error(self.session, exc)
-            self._apply(outcome, abort=True)
+            self._broken(exc)
+
+    def _resume(self) -> None:
+        if not self.stream.closed:
+            self.stream.resume_reading()
+            self._process()
+
+    def _broken(self, exc: ProtocolError) -> None:
+        self._apply(self.server.core.protocol_error(self.session, exc), abort=True)
 
     def _timeout(self) -> None:
         self.timer = None

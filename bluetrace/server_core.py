@@ -50,16 +50,27 @@ class State(enum.Enum):
 
 
 @dataclass
+class UploadProgress:
+    """An upload between its first and final chunk. Each chunk is checked as
+    it arrives, so the final chunk costs no more than any other; only the
+    results wait, to be printed and recorded together."""
+
+    started: str
+    count: int = 0
+    checked: list[str] = field(default_factory=list)
+    """Terminal lines of the "Contact log checking" list."""
+    records: list[str] = field(default_factory=list)
+    """contact_checks.txt lines, written only if the final chunk arrives."""
+
+
+@dataclass
 class Session:
     """One connection's protocol state."""
 
     peer: str
     state: State = State.AWAITING_LOGIN
     username: str | None = None
-    upload: list[tuple[str, str, str]] | None = None
-    """TempID, start and expiry text of each entry of an upload in progress
-    (None when no upload is under way): text, because that is all the check
-    needs and it is formatted once."""
+    upload: UploadProgress | None = None
 
 
 @dataclass
@@ -182,7 +193,7 @@ class ServerCore:
         outcome = Outcome()
         if session.upload is not None:
             outcome.log.append(
-                f"upload from {session.username} abandoned after {len(session.upload)} "
+                f"upload from {session.username} abandoned after {session.upload.count} "
                 "entries; nothing recorded"
             )
         session.upload = None
@@ -240,54 +251,52 @@ class ServerCore:
 
     def _upload(self, session: Session, username: str, request: UploadRequest) -> Outcome:
         outcome = Outcome()
-        if session.upload is None:
-            session.upload = []
+        upload = session.upload
+        if upload is None:
+            upload = session.upload = UploadProgress(format_timestamp(self.clock.wall()))
             outcome.output.append(f"received contact log from {username}")
-        if len(session.upload) + len(request.entries) > MAX_UPLOAD_ENTRIES:
+        if upload.count + len(request.entries) > MAX_UPLOAD_ENTRIES:
             session.upload = None
             return _error(
                 ErrorCode.TOO_LARGE, f"an upload may hold at most {MAX_UPLOAD_ENTRIES} entries"
             )
+        upload.count += len(request.entries)
+        lookup, output, checked = self.tempids.get, outcome.output, upload.checked
         for entry in request.entries:
-            tempid, start, expiry = fields = entry.fields_text()
-            session.upload.append(fields)
-            outcome.output += (f"{tempid},", f"{start},", f"{expiry};")
+            tempid, start, expiry = entry.fields_text()
+            output += (f"{tempid},", f"{start},", f"{expiry};")
+            contact = lookup(tempid)
+            if contact is None:
+                checked.append(f"{tempid}: unknown TempID")
+            else:
+                checked += (f"{contact},", f"{start},", f"{tempid};")
+            upload.records.append(
+                f"{upload.started} {username} {tempid} {start} {expiry} {contact or 'unknown'}"
+            )
         if request.final:
-            self._check_contacts(username, session.upload, outcome)
             session.upload = None
+            self._finish_upload(username, upload, outcome)
         return outcome
 
-    def _check_contacts(
-        self, uploader: str, entries: list[tuple[str, str, str]], outcome: Outcome
-    ) -> None:
-        checked_at = format_timestamp(self.clock.wall())
+    def _finish_upload(self, uploader: str, upload: UploadProgress, outcome: Outcome) -> None:
         outcome.output.append("Contact log checking")
-        records = []
-        for tempid, start, expiry in entries:
-            contact = self.tempids.get(tempid)
-            if contact is None:
-                outcome.output.append(f"{tempid}: unknown TempID")
-            else:
-                outcome.output += (f"{contact},", f"{start},", f"{tempid};")
-            records.append(
-                f"{checked_at} {uploader} {tempid} {start} {expiry} {contact or 'unknown'}"
-            )
+        outcome.output += upload.checked
         try:
-            self.check_store.append(records)
+            self.check_store.append(upload.records)
         except OSError as exc:
             outcome.log.append(f"cannot record contact checks from {uploader}: {exc}")
             outcome.replies.append(
                 ErrorReply(ErrorCode.STORAGE, "the server could not record the contact check")
             )
             return
-        outcome.replies.append(UploadReply(len(entries)))
+        outcome.replies.append(UploadReply(upload.count))
 
     def _logout(self, session: Session, username: str) -> Outcome:
         session.state = State.CLOSED
         return Outcome([LogoutReply()], output=[f"{username} logout"], close=True)
 
     def _interrupted_upload(self, session: Session) -> Outcome:
-        dropped = len(session.upload or ())
+        dropped = session.upload.count if session.upload else 0
         session.upload = None
         return _error(
             ErrorCode.UNEXPECTED,

@@ -7,11 +7,22 @@ file and an atomic rename.
 """
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 _CRLF_SNIFF = 4096
+
+
+def read_regular(path: Path) -> bytes:
+    """A whole regular file. Anything else (a device, a FIFO) is refused with
+    OSError rather than read: /dev/zero or /dev/full would never end."""
+    with path.open("rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return handle.read()
 
 
 def split_lines(data: bytes) -> list[bytes]:

@@ -269,6 +269,10 @@ UploadBody = Struct(
     "entries" / Array(this.count, Window),
     Terminated,
 )
+UploadBodyCompiled = UploadBody.compile()
+"""Compiled for the server's hottest parse (about twice the plain speed).
+``messages.decode`` hands it only bodies whose length is exactly what their
+count says, and ``tests/test_wire.py`` holds it to the plain parser."""
 UploadReplyBody = Struct("received" / Int32ub, Terminated)
 ErrorBody = Struct(
     "code" / IntEnumAdapter(Int8ub, ErrorCode),

@@ -204,3 +204,38 @@ def test_compiled_beacon_parser_agrees_with_the_plain_one(
                 expected.start,
                 expected.expiry,
             )  # type: ignore[attr-defined]
+
+
+def _plain_frame(data: bytes) -> object:
+    try:
+        parsed = wire.Frame.parse(data)
+    except ConstructError:
+        return "rejected"
+    return [(e.tempid, e.start, e.expiry) for e in parsed.body.entries], parsed.body.final
+
+
+@given(
+    st.lists(windows, max_size=5).map(tuple),
+    st.booleans(),
+    st.integers(0, 400),
+    st.integers(0, 255),
+)
+def test_compiled_upload_parser_agrees_with_the_plain_one(
+    entries: tuple[TempIDWindow, ...], final: bool, index: int, value: int
+) -> None:
+    frame = encode(UploadRequest(entries, final))
+    mutated = bytearray(frame)
+    if mutated:
+        mutated[index % len(mutated)] = value
+    for candidate in (frame, bytes(mutated)):
+        expected = _plain_frame(candidate)
+        try:
+            message = decode(candidate)
+        except ProtocolError:
+            assert expected == "rejected"
+            continue
+        if isinstance(message, UploadRequest):
+            got = [(e.tempid, e.start, e.expiry) for e in message.entries], message.final
+            assert got == expected
+        else:
+            assert expected != "rejected"
