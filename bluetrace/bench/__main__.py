@@ -320,7 +320,12 @@ class Bench:
         if reply != UploadReply(count):
             raise RuntimeError(f"upload answered {reply}")
         result = self.load_result(other)
-        during = [lat for when, lat in result["records"] if began <= when <= began + took]  # type: ignore[attr-defined]
+        # Sessions that overlapped the upload (back-to-back sessions always do).
+        during = [
+            lat
+            for when, lat in result["records"]  # type: ignore[attr-defined]
+            if when <= began + took and when + lat >= began
+        ]
         rate = count / took
         self.add(
             Figure(
