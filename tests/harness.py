@@ -4,9 +4,7 @@ Everything here is bounded: every wait has a deadline, every process is
 ended on exit, and only loopback addresses with OS-chosen ports are used.
 """
 
-import os
 import re
-import selectors
 import shutil
 import signal
 import socket
@@ -27,24 +25,28 @@ WAIT = 10.0
 class ServerProcess:
     def __init__(self, data_dir: Path, *args: str) -> None:
         self.data_dir = data_dir
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bluetrace.server",
-                "0",
-                *args,
-                "--data-dir",
-                str(data_dir),
-                "--host",
-                "127.0.0.1",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        self.stdout = _Reader(self.proc.stdout)
-        self.stderr = _Reader(self.proc.stderr)
+        # Files, not pipes: a pipe nobody drains would block the server as
+        # soon as its log filled the pipe's buffer.
+        out_path, err_path = data_dir / "server.stdout", data_dir / "server.stderr"
+        with out_path.open("wb") as out, err_path.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bluetrace.server",
+                    "0",
+                    *args,
+                    "--data-dir",
+                    str(data_dir),
+                    "--host",
+                    "127.0.0.1",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+            )
+        self.stdout = _Reader(out_path)
+        self.stderr = _Reader(err_path)
         try:
             match = self.stderr.wait_for(r"listening on [\d.]+:(\d+)")
         except AssertionError:
@@ -70,46 +72,29 @@ class ServerProcess:
                 self.proc.wait(WAIT)
             self.stdout.drain()
             self.stderr.drain()
-            for pipe in (self.proc.stdout, self.proc.stderr):
-                if pipe is not None:
-                    pipe.close()
 
 
 class _Reader:
-    """Accumulates a pipe's text without blocking past a deadline."""
+    """A process's output file, read as it grows, waited on with a deadline."""
 
-    def __init__(self, pipe: object) -> None:
-        self.fd = pipe.fileno()  # type: ignore[attr-defined]
-        os.set_blocking(self.fd, False)
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self.text = ""
 
     def drain(self) -> str:
-        while True:
-            try:
-                chunk = os.read(self.fd, 65536)
-            except BlockingIOError:
-                break
-            except OSError:
-                break
-            if not chunk:
-                break
-            self.text += chunk.decode("utf-8", errors="replace")
+        self.text = self.path.read_bytes().decode("utf-8", errors="replace")
         return self.text
 
     def wait_for(self, pattern: str, timeout: float = WAIT, start: int = 0) -> re.Match[str]:
         deadline = time.monotonic() + timeout
         regex = re.compile(pattern)
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.fd, selectors.EVENT_READ)
-            while True:
-                self.drain()
-                match = regex.search(self.text, start)
-                if match:
-                    return match
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"{pattern!r} did not appear; got:\n{self.text}")
-                selector.select(remaining)
+        while True:
+            match = regex.search(self.drain(), start)
+            if match:
+                return match
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{pattern!r} did not appear; got:\n{self.text[-3000:]}")
+            time.sleep(0.01)
 
 
 @contextmanager
