@@ -91,8 +91,11 @@ class LineAppender:
             os.fdatasync(self._fd)
 
     def close(self) -> None:
+        """Close, flushing to disk first what a batching caller has not."""
         self._clean_end = False
         if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.fdatasync(self._fd)
             os.close(self._fd)
             self._fd = None
 
