@@ -43,7 +43,7 @@ fuzz: install
 	  -artifact_prefix=fuzz/crashes/ .bluetrace/fuzz-corpus fuzz/corpus
 
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bluetrace.bench
 
 run-server: install
 	@mkdir -p $(SERVER_DIR)

@@ -10,6 +10,7 @@ from bluetrace.messages import (
     ErrorReply,
     LoginReply,
     LoginRequest,
+    LogoutRequest,
     TempIDReply,
     TempIDRequest,
     UploadRequest,
@@ -92,3 +93,16 @@ def test_passwords_never_appear_in_output_logs_or_files(tmp_path: Path) -> None:
     for text in texts:
         for secret in secrets_typed:
             assert secret not in text
+
+
+def test_a_logged_out_connection_can_do_nothing_more(tmp_path: Path) -> None:
+    with running_server(tmp_path) as server:
+        client = server.connect()
+        assert client.call(LoginRequest("+61410888888", "comp3331")) == LoginReply(LoginStatus.OK)
+        client.call(LogoutRequest())
+        client.send(TempIDRequest())
+        client.send(UploadRequest((), final=True))
+        assert client.closed_by_peer()
+        assert client.pending == []  # nothing was answered after the logout
+    assert not (server.data_dir / "tempIDs.txt").exists()
+    assert "received contact log" not in server.stdout.drain()
