@@ -13,5 +13,9 @@ class RemoteProtocolError(ProtocolError):
     """The peer sent bytes that break the protocol: close that peer only."""
 
 
+class FrameTooLargeError(RemoteProtocolError):
+    """A frame header announced a body above the receiver's limit."""
+
+
 class LocalProtocolError(ProtocolError):
     """We were asked to build a message that the protocol cannot carry."""

@@ -12,7 +12,7 @@ from typing import Final
 from construct import ConstructError
 
 from bluetrace import wire
-from bluetrace.errors import RemoteProtocolError
+from bluetrace.errors import FrameTooLargeError, RemoteProtocolError
 from bluetrace.messages import Message, _reason, decode
 
 _KNOWN_TYPES = frozenset(int(kind) for kind in wire.MessageType)
@@ -64,7 +64,7 @@ class FrameDecoder:
                 wire.FrameHeader.parse(bytes(buffer[: wire.FRAME_HEADER_LEN]))
             length = int.from_bytes(buffer[2 : wire.FRAME_HEADER_LEN], "big")
             if length > self.max_body:
-                raise RemoteProtocolError(
+                raise FrameTooLargeError(
                     f"frame body of {length} bytes exceeds the limit of {self.max_body}"
                 )
             end = wire.FRAME_HEADER_LEN + length

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from bluetrace.clock import Clock
-from bluetrace.errors import ProtocolError
+from bluetrace.errors import FrameTooLargeError, ProtocolError
 from bluetrace.messages import (
     ErrorReply,
     LoginReply,
@@ -173,7 +173,7 @@ class ServerCore:
     def protocol_error(self, session: Session, error: ProtocolError) -> Outcome:
         """The peer broke framing: explain once and close that connection."""
         self.disconnected(session)
-        code = ErrorCode.TOO_LARGE if "exceeds the limit" in str(error) else ErrorCode.MALFORMED
+        code = ErrorCode.TOO_LARGE if isinstance(error, FrameTooLargeError) else ErrorCode.MALFORMED
         outcome = _error(code, str(error)[:200])
         outcome.log.append(f"{session.peer}: {error}")
         outcome.close = True

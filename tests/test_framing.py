@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bluetrace import wire
-from bluetrace.errors import ProtocolError, RemoteProtocolError
+from bluetrace.errors import FrameTooLargeError, ProtocolError, RemoteProtocolError
 from bluetrace.framing import NEED_DATA, FrameDecoder
 from bluetrace.messages import LogoutRequest, Message, TempIDRequest, encode
 from tests.strategies import messages
@@ -61,7 +61,7 @@ def test_arbitrary_bytes_give_messages_or_protocol_error(data: bytes, cuts: list
 def test_oversized_header_is_refused_before_the_body_arrives() -> None:
     decoder = FrameDecoder(max_body=100)
     header = bytes([1, 0x03]) + (101).to_bytes(4, "big")
-    with pytest.raises(RemoteProtocolError, match="exceeds the limit"):
+    with pytest.raises(FrameTooLargeError, match="exceeds the limit"):
         decoder.messages(header)
     assert decoder.buffered == 0
 

@@ -5,7 +5,7 @@ from datetime import datetime
 import pytest
 
 from bluetrace.clock import ManualClock
-from bluetrace.errors import RemoteProtocolError
+from bluetrace.errors import FrameTooLargeError, RemoteProtocolError
 from bluetrace.messages import (
     ErrorReply,
     LoginReply,
@@ -275,7 +275,7 @@ def test_reply_types_from_a_client_close_the_connection() -> None:
 def test_protocol_error_codes() -> None:
     core, _, _, _ = make_core()
     too_big = core.protocol_error(
-        Session("t"), RemoteProtocolError("frame body of 9 bytes exceeds the limit of 1")
+        Session("t"), FrameTooLargeError("frame body of 9 bytes exceeds the limit of 1")
     )
     assert too_big.replies[0].code is ErrorCode.TOO_LARGE  # type: ignore[union-attr]
     bad = core.protocol_error(Session("t"), RemoteProtocolError("unknown MessageType value 5"))
