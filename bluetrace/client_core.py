@@ -223,7 +223,7 @@ class ClientCore:
             request = LoginRequest(self.username, password)
         except ProtocolError:
             # White space or an over-long text can match no credentials.txt line.
-            if not _plausible(self.username):
+            if not wire.is_credential(self.username):
                 self.state = State.USERNAME
                 return [Show(INVALID_USERNAME), Prompt("Username: ")]
             return [Show(INVALID_PASSWORD), Prompt("Password: ", secret=True)]
@@ -361,10 +361,6 @@ def _chunks(entries: list[TempIDWindow]) -> Iterator[UploadRequest]:
     for first in range(0, len(entries), size):
         part = tuple(entries[first : first + size])
         yield UploadRequest(part, final=first + size >= len(entries))
-
-
-def _plausible(text: str) -> bool:
-    return 0 < len(text.encode("utf-8")) <= wire.MAX_TEXT_LEN and not any(c.isspace() for c in text)
 
 
 def _is_host(text: str) -> bool:

@@ -223,7 +223,7 @@ class Stream:
             except (BlockingIOError, InterruptedError):
                 pass
             except OSError as exc:
-                self._fail(exc)
+                self.close(exc)
                 return
         if view:
             self._queue.append(view)
@@ -276,9 +276,6 @@ class Stream:
         self._queued = 0
         self.on_close(error)
 
-    def _fail(self, exc: OSError) -> None:
-        self.close(exc)
-
     def _update_interest(self) -> None:
         if self.closed:
             return
@@ -298,7 +295,7 @@ class Stream:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            self._fail(exc)
+            self.close(exc)
             return
         if not data:
             self.close()
@@ -314,7 +311,7 @@ class Stream:
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:
-                self._fail(exc)
+                self.close(exc)
                 return
             self._queued -= sent
             if sent < len(head):

@@ -18,14 +18,6 @@ class RecordError(Exception):
     """A file that cannot be used, with ``file:line: reason`` as its message."""
 
 
-def _is_credential(text: str) -> bool:
-    return (
-        0 < len(text.encode("utf-8")) <= wire.MAX_TEXT_LEN
-        and text.isprintable()
-        and not any(char.isspace() for char in text)
-    )
-
-
 def load_credentials(path: Path) -> dict[str, str]:
     """Username to password. Anything doubtful stops here, naming the line,
     because a server that starts with half its users is worse than none."""
@@ -43,7 +35,7 @@ def load_credentials(path: Path) -> dict[str, str]:
         except UnicodeDecodeError:
             raise RecordError(f"{where}: not UTF-8 text") from None
         parts = line.split(" ")
-        if len(parts) != 2 or not all(_is_credential(part) for part in parts):
+        if len(parts) != 2 or not all(wire.is_credential(part) for part in parts):
             raise RecordError(f"{where}: expected '<username> <password>' separated by one space")
         username, password = parts
         if username in users:

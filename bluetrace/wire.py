@@ -19,6 +19,7 @@ from construct import (
     Bytes,
     Const,
     Construct,
+    ConstructError,
     Error,
     GreedyBytes,
     Int8ub,
@@ -258,6 +259,17 @@ error), so ``messages.decode_beacon`` hands it exactly BEACON_LEN bytes and
 ``tests/test_wire.py`` holds it to the plain parser on arbitrary input."""
 
 Credential = _text(Int8ub, spaces=False, min_len=1, max_len=MAX_TEXT_LEN)
+
+
+def is_credential(text: str) -> bool:
+    """Whether ``text`` can be a username or password: the Credential field
+    is the one statement of that rule, for credentials.txt and the client too."""
+    try:
+        Credential.build(text)
+    except ConstructError:
+        return False
+    return True
+
 
 LoginBody = Struct("username" / Credential, "password" / Credential, Terminated)
 LoginReplyBody = Struct("status" / IntEnumAdapter(Int8ub, LoginStatus), Terminated)

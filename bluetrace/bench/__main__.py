@@ -126,11 +126,9 @@ class Processes:
                     pipe.close()
 
 
-def read_until(
-    child: "subprocess.Popen[bytes]", stream: str, marker: bytes, timeout: float = WAIT
-) -> bytes:
-    """Bytes from the child's stdout or stderr up to a line containing marker."""
-    pipe = child.stdout if stream == "stdout" else child.stderr
+def read_until(child: "subprocess.Popen[bytes]", marker: bytes, timeout: float = WAIT) -> bytes:
+    """Bytes from the child's stdout up to a line containing marker."""
+    pipe = child.stdout
     assert pipe is not None
     seen = b""
     deadline = time.monotonic() + timeout
@@ -223,7 +221,7 @@ class Bench:
         seconds = self.sizes.session_seconds
         server, port, _ = self.start_server(self.data_dir("sessions"))
         ceiling = self.procs.start(["-m", "bluetrace.bench.ceiling", "tcp"], stdout=subprocess.PIPE)
-        ceiling_port = int(read_until(ceiling, "stdout", b"\n").split()[1])
+        ceiling_port = int(read_until(ceiling, b"\n").split()[1])
         for clients in self.sizes.session_clients:
             progress(f"sessions: {clients} concurrent clients, {seconds} s each side")
             real = self.load_result(self.load(port, clients, seconds))
@@ -363,7 +361,7 @@ class Bench:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
-        read_until(holder, "stdout", b"ready", timeout=WAIT * 2)
+        read_until(holder, b"ready", timeout=WAIT * 2)
         after = rss_mib(server.pid)
         self.add(
             Figure(
@@ -427,7 +425,7 @@ class Bench:
         ceiling = self.procs.start(
             ["-m", "bluetrace.bench.ceiling", "udp", str(ceiling_log)], stdout=subprocess.PIPE
         )
-        ceiling_port = int(read_until(ceiling, "stdout", b"\n").split()[1])
+        ceiling_port = int(read_until(ceiling, b"\n").split()[1])
         # The highest rate that passed with every lower rate passing too.
         best = best_ceiling = 0
         phone_ok = ceiling_ok = True
