@@ -288,7 +288,7 @@ def _is_exact_upload(frame: bytes) -> bool:
 
 def encode_beacon(window: TempIDWindow) -> bytes:
     """The 59-byte datagram a peripheral device sends."""
-    data: bytes = wire.Beacon.build(window._fields())
+    data: bytes = wire.Beacon.build({**window._fields(), "version": wire.BEACON_VERSION})
     return data
 
 

@@ -37,6 +37,10 @@ from bluetrace.timefmt import TIMESTAMP_LEN, format_timestamp, parse_timestamp
 
 TEMPID_LEN = 20
 BEACON_VERSION = 1
+BEACON_VERSION_ALIASES = frozenset({0x01, 0x31})
+"""Version bytes a receiving phone reads as version 1: the binary 1 it sends
+itself, and the ASCII digit ``1`` that other implementations of the
+assignment write (``str(1)``), so that their beacons are heard."""
 FRAME_VERSION = 1
 FRAME_HEADER_LEN = 6
 WINDOW_LEN = TEMPID_LEN + 2 * TIMESTAMP_LEN
@@ -212,6 +216,24 @@ class FlagsAdapter(Adapter):  # type: ignore[misc]
         return int(obj)
 
 
+class BeaconVersionAdapter(Adapter):  # type: ignore[misc]
+    """The beacon's version byte: read as 1 when it is 0x01 or the digit
+    ``1`` (0x31); always written as the binary 0x01."""
+
+    def _decode(self, obj: int, context: Any, path: str) -> int:
+        if obj not in BEACON_VERSION_ALIASES:
+            raise ValidationError(
+                f"beacon version byte is {obj:#04x}, expected 0x01 (or the digit 1, 0x31)",
+                path=path,
+            )
+        return BEACON_VERSION
+
+    def _encode(self, obj: int, context: Any, path: str) -> int:
+        if obj != BEACON_VERSION:
+            raise ValidationError(f"beacon version must be {BEACON_VERSION}", path=path)
+        return BEACON_VERSION
+
+
 class ChunkCountAdapter(Adapter):  # type: ignore[misc]
     """An entry count checked against the chunk cap before any entry is read."""
 
@@ -246,10 +268,11 @@ Beacon = Struct(
     "tempid" / TempID,
     "start" / Timestamp,
     "expiry" / Timestamp,
-    "version" / Const(BEACON_VERSION, Int8ub),
+    "version" / BeaconVersionAdapter(Int8ub),
     Terminated,
 )
-"""The whole UDP datagram, 59 bytes and nothing else."""
+"""The whole UDP datagram, 59 bytes and nothing else. Built with
+``version=1``; parsing gives ``version == 1`` for either accepted byte."""
 
 BeaconCompiled = Beacon.compile()
 """The same definition compiled: about twice as fast, which matters at tens of

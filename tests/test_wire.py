@@ -65,12 +65,21 @@ def test_message_round_trip(message: Message) -> None:
 @given(st.binary(max_size=200))
 @example(SAMPLE_BEACON[:-1] + b"\x02")
 @example(SAMPLE_BEACON + b"\x00")
+@example(SAMPLE_BEACON[:-1] + b"1")
 def test_beacon_parser_raises_only_protocol_error(data: bytes) -> None:
     try:
         window = decode_beacon(data)
     except ProtocolError:
         return
-    assert encode_beacon(window) == data
+    # A phone reads the digit 1 as version 1 but always sends the binary 1.
+    assert data[-1] in (0x01, 0x31)
+    assert encode_beacon(window) == data[:-1] + b"\x01"
+
+
+def test_beacon_version_digit_one_is_heard_and_binary_one_is_sent() -> None:
+    window = decode_beacon(SAMPLE_BEACON[:-1] + b"1")
+    assert window == decode_beacon(SAMPLE_BEACON)
+    assert encode_beacon(window)[-1] == 0x01
 
 
 @given(st.binary(max_size=300))
@@ -86,7 +95,8 @@ def test_frame_parser_raises_only_protocol_error(data: bytes) -> None:
     ("datagram", "why"),
     [
         (SAMPLE_BEACON[:-1] + b"\x02", "version other than 1"),
-        (SAMPLE_BEACON[:-1] + b"1", "ASCII digit instead of the version byte"),
+        (SAMPLE_BEACON[:-1] + b"2", "the ASCII digit 2 as the version"),
+        (SAMPLE_BEACON[:-1] + b"\x00", "version 0"),
         (SAMPLE_BEACON[:-1], "58 bytes"),
         (SAMPLE_BEACON + b"\x00", "trailing byte"),
         (b"1234567890123456789a" + SAMPLE_BEACON[20:], "letter in the TempID"),
