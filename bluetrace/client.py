@@ -1,177 +1,201 @@
-"""``bluetrace-client``: the core wired to the terminal, TCP, UDP and a file.
+"""``bluetrace-client``: the phone, wired to the terminal, TCP, UDP and a file.
 
-The terminal shows only what a user should read: prompts, the
-specification's texts and one-line errors. Nothing else is printed.
+Glue only: :class:`~bluetrace.phone.Phone` holds the protocol and
+:class:`~bluetrace.shell.Shell` the commands and texts; this module moves
+bytes between them and the sockets, keeps one timer at their nearest
+deadline, and shows what the shell says. The terminal shows only what a
+user should read: prompts, the specification's texts and one-line errors.
 """
 
 import argparse
 import contextlib
+import errno
+import fcntl
+import hashlib
 import os
 import signal
 import socket
 import sys
-import termios
-from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
 
+from bluetrace import __version__
 from bluetrace.cli import fail, port, positive_seconds
-from bluetrace.client_core import (
-    DEFAULT_RETENTION,
-    ClientCore,
+from bluetrace.clock import Clock, SystemClock
+from bluetrace.messages import TempIDWindow
+from bluetrace.phone import DEFAULT_REPLY_TIMEOUT, DEFAULT_RETENTION, Phone
+from bluetrace.reactor import Handle, Reactor
+from bluetrace.records import contact_line, load_contact_log
+from bluetrace.shell import (
+    Connect,
+    Disconnect,
     Effect,
     Exit,
     Prompt,
-    Send,
     SendBeacon,
+    Shell,
     Show,
+    Transmit,
 )
-from bluetrace.clock import Clock, SystemClock
-from bluetrace.errors import ProtocolError
-from bluetrace.framing import FrameDecoder
-from bluetrace.messages import TempIDWindow, encode
-from bluetrace.reactor import DatagramEndpoint, LineReader, Reactor, Stream, Timer
-from bluetrace.records import load_contact_log
 from bluetrace.storage import LineAppender, replace_lines
+from bluetrace.terminal import Terminal
+from bluetrace.transports import DatagramEndpoint, LineReader, Stream, connect
 
 PROGRAM = "bluetrace-client"
 CONNECT_TIMEOUT = 10.0
 UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
+MAX_FILE_NAME = 255
+
+
+def contact_log_name(username: str) -> str:
+    """``<username>_contactlog.txt``, made safe: a username is the server's
+    data, and must not steer the file outside the folder (``../x``), hide it
+    (``.x``) or exceed the file-name limit. Unsafe characters are %-encoded;
+    an over-long name keeps a prefix and a digest."""
+    safe = "".join(
+        f"%{ord(char):02X}" if char in "/%\\\0" or not char.isprintable() else char
+        for char in username
+    )
+    if safe.startswith("."):
+        safe = "%2E" + safe[1:]
+    name = f"{safe}_contactlog.txt"
+    if len(name.encode("utf-8")) > MAX_FILE_NAME:
+        digest = hashlib.sha256(username.encode("utf-8")).hexdigest()[:16]
+        prefix = safe.encode("utf-8")[:160].decode("utf-8", errors="ignore")
+        name = f"{prefix}~{digest}_contactlog.txt"
+    return name
 
 
 class FileContactLog:
-    """``<username>_contactlog.txt`` in the working directory."""
+    """The contact log in the working directory, locked against a second phone
+    of the same user in the same folder."""
 
     def __init__(self, folder: Path, username: str) -> None:
-        self.path = folder / f"{username}_contactlog.txt"
+        self.path = folder / contact_log_name(username)
+        if self.path.is_symlink():
+            raise OSError(errno.ELOOP, f"{self.path.name} is a symbolic link; refusing to use it")
+        self._lock_fd = os.open(
+            folder / f".{self.path.name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644
+        )
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._lock_fd)
+            raise OSError(
+                errno.EBUSY,
+                f"another phone of {username} is already running in this folder "
+                f"(it holds {self.path.name})",
+            ) from None
         self._appender = LineAppender(self.path, durable=False)
 
     def load(self) -> tuple[list[TempIDWindow], list[str]]:
         return load_contact_log(self.path)
 
-    def append(self, line: str) -> None:
-        self._appender.append([line])
+    def append(self, window: TempIDWindow) -> None:
+        self._appender.append([contact_line(window)])
 
-    def rewrite(self, lines: list[str]) -> None:
+    def rewrite(self, windows: Sequence[TempIDWindow]) -> None:
         self._appender.close()  # the rename replaces the file under the old descriptor
-        replace_lines(self.path, lines)
+        replace_lines(self.path, [contact_line(window) for window in windows])
 
     def close(self) -> None:
         self._appender.close()
-
-
-class Terminal:
-    """Writes effects' text; hides typing at secret prompts on a real tty."""
-
-    def __init__(self, out: TextIO, fd: int) -> None:
-        self.out = out
-        self.fd = fd
-        self.is_tty = os.isatty(fd)
-        self.prompt_showing = False
-        self._saved: list[Any] | None = None
-
-    def show(self, text: str) -> None:
-        if self.prompt_showing:
-            self.out.write("\n")  # output arriving on its own starts a fresh line
-            self.prompt_showing = False
-        self.out.write(text + "\n")
-
-    def flush(self) -> None:
-        self.out.flush()
-
-    def prompt(self, text: str, secret: bool) -> None:
-        self.echo(not secret)
-        self.out.write(text)
-        self.prompt_showing = True
-
-    def line_typed(self) -> None:
-        if self._saved is not None:
-            self.out.write("\n")  # the Enter was not echoed either
-        self.prompt_showing = False
-        self.echo(True)
-
-    def echo(self, on: bool) -> None:
-        if not self.is_tty:
-            return
-        if on and self._saved is not None:
-            with contextlib.suppress(termios.error):
-                termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
-            self._saved = None
-        elif not on and self._saved is None:
-            try:
-                self._saved = termios.tcgetattr(self.fd)
-                quiet = termios.tcgetattr(self.fd)
-                quiet[3] &= ~termios.ECHO
-                termios.tcsetattr(self.fd, termios.TCSADRAIN, quiet)
-            except termios.error:
-                self._saved = None
+        with contextlib.suppress(OSError):
+            os.close(self._lock_fd)
 
 
 class Client:
     def __init__(
         self,
         reactor: Reactor,
-        core: ClientCore,
-        server: socket.socket,
+        clock: Clock,
+        phone: Phone,
+        *,
+        server_address: tuple[str, int],
         udp: socket.socket,
         terminal: Terminal,
+        stdin_fd: int,
     ) -> None:
         self.reactor = reactor
-        self.core = core
+        self.clock = clock
+        self.phone = phone
+        self.shell = Shell(phone, clock)
+        self.server_address = server_address
         self.terminal = terminal
         self.status = 0
-        self.decoder = FrameDecoder()
-        self.stream = Stream(reactor, server, self._on_data, self._on_server_closed)
+        self.stream: Stream | None = None
         self.udp = DatagramEndpoint(reactor, udp, self._on_datagram, self._on_udp_error)
-        self.stdin = LineReader(reactor, terminal.fd, self._on_line, self._on_eof)
-        self._timer: Timer | None = None
+        self.stdin = LineReader(reactor, stdin_fd, self._on_line, self._on_eof)
+        self._timer: Handle | None = None
         self._interrupted = False
+        self._abandon_connect: object = None
 
     def start(self) -> None:
-        self.apply(self.core.start())
+        self.apply(self.shell.start())
 
+    # -- effects ------------------------------------------------------------------
     def apply(self, effects: list[Effect]) -> None:
         """Carry out effects in order; the terminal is flushed once at the end,
         not per line, which matters when beacons arrive by the thousand."""
         try:
-            self._apply(effects)
+            for effect in effects:
+                if not self._apply(effect):
+                    return
         finally:
             self.terminal.flush()
-
-    def _apply(self, effects: list[Effect]) -> None:
-        for effect in effects:
-            if isinstance(effect, Show):
-                self.terminal.show(effect.text)
-            elif isinstance(effect, Prompt):
-                self.terminal.prompt(effect.text, effect.secret)
-            elif isinstance(effect, Send):
-                self.stream.write(encode(effect.message))
-            elif isinstance(effect, SendBeacon):
-                self._send_beacon(effect)
-            elif isinstance(effect, Exit):
-                self.status = effect.status
-                self.reactor.stop()
-                return
         self._reschedule()
 
-    def _send_beacon(self, effect: SendBeacon) -> None:
-        try:
-            address = socket.getaddrinfo(
-                effect.host, effect.port, socket.AF_INET, socket.SOCK_DGRAM
+    def _apply(self, effect: Effect) -> bool:
+        if isinstance(effect, Show):
+            self.terminal.show(effect.text)
+        elif isinstance(effect, Prompt):
+            self.terminal.prompt(effect.text, effect.secret)
+        elif isinstance(effect, Transmit):
+            data = self.phone.data_to_send()
+            if self.stream is not None and data:
+                self.stream.write(data)
+        elif isinstance(effect, SendBeacon):
+            self._send_beacon(effect)
+        elif isinstance(effect, Connect):
+            self._abandon_connect = connect(
+                self.reactor,
+                self.server_address,
+                self._on_connected,
+                self._on_connect_failed,
+                timeout=CONNECT_TIMEOUT,
             )
-            host, port_number = address[0][4][:2]
-            self.udp.send(effect.data, (str(host), int(port_number)))
-        except (OSError, UnicodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        elif isinstance(effect, Disconnect):
+            if self.stream is not None:
+                self.stream.close_when_flushed()
+        elif isinstance(effect, Exit):
+            self.status = effect.status
+            self.reactor.stop()
+            return False
+        return True
+
+    def _send_beacon(self, effect: SendBeacon) -> None:
+        host, port_number = effect.address
+        try:
+            self.udp.send(effect.data, effect.address)
+        except OSError as exc:
             self.terminal.show(
-                f"Could not send the beacon to {effect.host}:{effect.port}: {reason}"
+                f"Could not send the beacon to {host}:{port_number}: {exc.strerror or exc}"
             )
             return
         for text in effect.shown:
             self.terminal.show(text)
 
+    def _after_phone(self) -> None:
+        """Whatever the phone did: send its bytes, and let the shell speak."""
+        effects = self.shell.events(self.phone.next_events())
+        data = self.phone.data_to_send()
+        if data and self.stream is not None:
+            self.stream.write(data)
+        self.apply(effects)
+
     def _reschedule(self) -> None:
-        deadline = self.core.next_deadline()
+        deadlines = [d for d in (self.phone.get_timer(), self.shell.get_timer()) if d is not None]
+        deadline = min(deadlines) if deadlines else None
         if self._timer is not None and (deadline is None or self._timer.when != deadline):
             self._timer.cancel()
             self._timer = None
@@ -180,51 +204,70 @@ class Client:
 
     def _on_timer(self) -> None:
         self._timer = None
-        self.apply(self.core.timer())
+        now = self.clock.monotonic()
+        self.phone.handle_timer(now)
+        self._after_phone()
+        self.apply(self.shell.handle_timer(now))
 
+    # -- the server connection ---------------------------------------------------
+    def _on_connected(self, sock: socket.socket) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.stream = Stream(self.reactor, sock, self._on_data, self._on_server_closed)
+        self.apply(self.shell.connected(self.clock.monotonic()))
+
+    def _on_connect_failed(self, reason: str) -> None:
+        host, port_number = self.server_address
+        self.apply(self.shell.connect_failed(f"{host}:{port_number}: {reason}"))
+
+    def _on_data(self, data: bytes) -> None:
+        self.phone.receive_data(data, self.clock.monotonic())
+        self._after_phone()
+
+    def _on_server_closed(self, error: OSError | None) -> None:
+        if error is None:
+            self.phone.receive_data(b"", self.clock.monotonic())
+        else:
+            self.phone.connection_lost(str(error.strerror or error))
+        self._after_phone()
+
+    # -- beacons --------------------------------------------------------------------
+    def _on_datagram(self, data: bytes, sender: tuple[str, int]) -> None:
+        self.phone.receive_beacon(data, sender, self.clock.monotonic())
+        self._after_phone()
+
+    def _on_udp_error(self, error: OSError) -> None:
+        # An ICMP "port unreachable" for an earlier beacon: no one listens there.
+        self.apply(
+            self.shell._async([Show(f"A beacon was not delivered: {error.strerror or error}")])
+        )
+
+    # -- the terminal -----------------------------------------------------------------
     def _on_line(self, text: str) -> None:
         self.terminal.line_typed()
-        self.apply(self.core.line(text))
+        self.apply(self.shell.line(text))
 
     def _on_eof(self) -> None:
         self.terminal.line_typed()
-        self.apply(self.core.end_of_input())
+        self.apply(self.shell.end_of_input())
 
     def interrupt(self) -> None:
-        """Ctrl-C logs out like EOF; a second one leaves at once."""
+        """Ctrl-C logs out like end of input; a second one leaves at once."""
         if self._interrupted:
+            self.terminal.show("Interrupted.")
+            self.terminal.flush()
             self.status = 130
             self.reactor.stop()
             return
         self._interrupted = True
         self.terminal.line_typed()
-        self.apply(self.core.end_of_input())
-
-    def _on_data(self, data: bytes) -> None:
-        try:
-            for message in self.decoder.messages(data):
-                self.apply(self.core.frame(message))
-        except ProtocolError as exc:
-            self.terminal.show(f"The server sent something unreadable ({exc}); disconnecting.")
-            self.status = 1
-            self.reactor.stop()
-
-    def _on_server_closed(self, error: OSError | None) -> None:
-        self.apply(self.core.server_closed())
-
-    def _on_datagram(self, data: bytes, sender: tuple[str, int]) -> None:
-        self.apply(self.core.datagram(data, sender))
-
-    def _on_udp_error(self, error: OSError) -> None:
-        # An ICMP "port unreachable" for an earlier beacon: no one listens there.
-        self.apply([Show(f"A beacon was not delivered: {error.strerror or error}")])
+        self.apply(self.shell.end_of_input(interrupted=True))
 
     def close(self) -> None:
         self.stdin.close()
         self.udp.close()
-        if not self.stream.closed:
+        if self.stream is not None and not self.stream.closed:
             self.stream.close()
-        self.terminal.echo(True)
+        self.terminal.restore()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -232,6 +275,8 @@ def _parser() -> argparse.ArgumentParser:
         prog=PROGRAM,
         description="BlueTrace phone client: log in, download TempIDs, beacon other "
         "phones over UDP and upload the contact log.",
+        epilog="Commands at the > prompt: Download_tempID, Upload_contact_log, "
+        "Beacon <dest IP> <dest port>, logout, help.",
     )
     parser.add_argument("server_ip", help="address or host name of the server")
     parser.add_argument(
@@ -248,38 +293,24 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_RETENTION,
         help="seconds a received beacon stays in the contact log (default: %(default)s)",
     )
+    parser.add_argument(
+        "--reply-timeout",
+        type=positive_seconds,
+        default=DEFAULT_REPLY_TIMEOUT,
+        help="seconds to wait for the server's reply before giving up (default: %(default)s)",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
 
-@contextlib.contextmanager
-def _sockets(args: argparse.Namespace) -> Iterator[tuple[socket.socket, socket.socket] | int]:
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+def _resolve(host: str, port_number: int) -> tuple[str, int] | str:
+    """The server's IPv4 address, looked up once before the loop starts."""
     try:
-        udp.bind(("", args.client_udp_port))
-    except OSError as exc:
-        udp.close()
-        yield fail(PROGRAM, f"cannot use UDP port {args.client_udp_port}: {exc.strerror or exc}", 2)
-        return
-    try:
-        server = socket.create_connection(
-            (args.server_ip, args.server_port), timeout=CONNECT_TIMEOUT
-        )
-    except OSError as exc:
-        udp.close()
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        yield fail(
-            PROGRAM, f"cannot reach the server at {args.server_ip}:{args.server_port}: {reason}"
-        )
-        return
-    server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    # Beacons come in bursts; a larger receive buffer (capped by the kernel's
-    # rmem_max) absorbs a burst while the loop is busy printing.
-    udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
-    try:
-        yield server, udp
-    finally:
-        server.close()
-        udp.close()
+        found = socket.getaddrinfo(host, port_number, socket.AF_INET, socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        return f"cannot resolve {host}: {exc.strerror if isinstance(exc, OSError) else exc}"
+    address = found[0][4]
+    return str(address[0]), int(address[1])
 
 
 def _stdin_fd() -> int:
@@ -293,31 +324,58 @@ def _stdin_fd() -> int:
 
 
 def run(args: argparse.Namespace, clock: Clock | None = None) -> int:
-    with _sockets(args) as opened:
-        if isinstance(opened, int):
-            return opened
-        server, udp = opened
-        stores: list[FileContactLog] = []
+    server_address = _resolve(args.server_ip, args.server_port)
+    if isinstance(server_address, str):
+        return fail(PROGRAM, server_address)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        udp.bind(("", args.client_udp_port))
+    except OSError as exc:
+        udp.close()
+        return fail(
+            PROGRAM,
+            f"cannot receive beacons on UDP port {args.client_udp_port}: "
+            f"{exc.strerror or exc} (choose another port)",
+        )
+    # Beacons come in bursts; a larger receive buffer (capped by the kernel's
+    # rmem_max) absorbs a burst while the loop is busy printing.
+    udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+    stores: list[FileContactLog] = []
 
-        def open_store(username: str) -> FileContactLog:
-            store = FileContactLog(Path.cwd(), username)
-            stores.append(store)
-            return store
+    def open_store(username: str) -> FileContactLog:
+        store = FileContactLog(Path.cwd(), username)
+        stores.append(store)
+        return store
 
-        core = ClientCore(clock or SystemClock(), open_store, retention=args.log_retention)
-        reactor = Reactor()
-        client = Client(reactor, core, server, udp, Terminal(sys.stdout, _stdin_fd()))
-        reactor.add_signal_handler(signal.SIGINT, client.interrupt)
-        reactor.add_signal_handler(signal.SIGTERM, client.interrupt)
-        try:
-            client.start()
-            reactor.run()
-        finally:
-            client.close()
-            for store in stores:
-                store.close()
-            reactor.close()
-        return client.status
+    system_clock = clock or SystemClock()
+    phone = Phone(
+        system_clock,
+        open_store,
+        retention=args.log_retention,
+        reply_timeout=args.reply_timeout,
+    )
+    reactor = Reactor(system_clock.monotonic)
+    stdin_fd = _stdin_fd()
+    client = Client(
+        reactor,
+        system_clock,
+        phone,
+        server_address=server_address,
+        udp=udp,
+        terminal=Terminal(sys.stdout, stdin_fd),
+        stdin_fd=stdin_fd,
+    )
+    reactor.add_signal_handler(signal.SIGINT, client.interrupt)
+    reactor.add_signal_handler(signal.SIGTERM, client.interrupt)
+    try:
+        client.start()
+        reactor.run()
+    finally:
+        client.close()
+        for store in stores:
+            store.close()
+        reactor.close()
+    return client.status
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,108 +1,167 @@
-"""The one selectors loop that both the server and the client run on.
+"""The one selectors loop that both the server and the phone run on.
 
-Patterned on asyncio's selector loop, cut down to what bluetrace needs:
-file objects with read/write handlers, a heap of monotonic timers whose
-nearest deadline is the select timeout, write buffering that sends at once
-and queues only the unsent tail, and signals delivered through a wake-up
-socket so that handlers run inside the loop, never between two bytecodes of
-a file write.
+Shaped like asyncio's selector loop, cut down to what bluetrace needs:
+reader and writer callbacks set and cleared separately per file object; a
+heap of monotonic timers whose nearest deadline is the select timeout, where
+a cancelled timer drops its callback at once and the heap is compacted when
+cancelled entries pile up; callbacks scheduled with ``call_soon`` run on the
+next turn, never inside the caller; and signals delivered through a wake-up
+socket, so that handlers run inside the loop, never between two bytecodes of
+a file write. The transports (stream, datagram, terminal input) are in
+``transports``.
 """
 
 import contextlib
-import errno
 import heapq
 import itertools
-import os
 import selectors
 import signal
 import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any
 
-RECV_SIZE = 256 * 1024
-HIGH_WATER = 1024 * 1024
-"""Queued output above which a stream stops reading from its peer: a peer that
-sends requests but never reads replies cannot make us buffer without bound."""
-DATAGRAMS_PER_WAKEUP = 256
+FileObject = int | Any
+"""An int file descriptor or an object with ``fileno()``."""
+Callback = Callable[[], None]
 
 
-class Handler(Protocol):
-    def on_readable(self) -> None: ...
-
-    def on_writable(self) -> None: ...
+def _nothing() -> None:
+    """What a cancelled handle holds instead of its callback."""
 
 
-class Timer:
-    """A cancellable callback at a monotonic deadline."""
+class Handle:
+    """A callback scheduled on the loop; ``cancel`` drops it for good."""
 
-    __slots__ = ("callback", "cancelled", "when")
+    __slots__ = ("_reactor", "callback", "cancelled", "when")
 
-    def __init__(self, when: float, callback: Callable[[], None]) -> None:
+    def __init__(self, reactor: "Reactor", when: float, callback: Callback) -> None:
+        self._reactor = reactor
         self.when = when
         self.callback = callback
         self.cancelled = False
 
     def cancel(self) -> None:
-        self.cancelled = True
+        if not self.cancelled:
+            self.cancelled = True
+            self.callback = _nothing  # let go of whatever the callback kept alive
+            self._reactor._cancelled()
+
+    def __lt__(self, other: "Handle") -> bool:
+        return self.when < other.when
+
+
+Timer = Handle
 
 
 class Reactor:
+    COMPACT_MIN = 100
+    """Cancelled timers tolerated in the heap before it may be compacted."""
+
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._selector = selectors.DefaultSelector()
-        self._timers: list[tuple[float, int, Timer]] = []
+        self._timers: list[tuple[float, int, Handle]] = []
+        self._cancelled_count = 0
+        self._ready: deque[Handle] = deque()
         self._sequence = itertools.count()
         self._running = False
-        self._signal_callbacks: dict[int, Callable[[], None]] = {}
+        self._signal_callbacks: dict[int, Callback] = {}
         self._pending_signals: deque[int] = deque()
         self._wakeup: tuple[socket.socket, socket.socket] | None = None
 
     # -- file objects -------------------------------------------------------
-    def register(self, fileobj: int | socket.socket, handler: Handler, events: int) -> None:
-        self._selector.register(fileobj, events, handler)
+    def add_reader(self, fileobj: FileObject, callback: Callback) -> None:
+        self._set(fileobj, selectors.EVENT_READ, callback)
 
-    def modify(self, fileobj: int | socket.socket, handler: Handler, events: int) -> None:
-        if events:
-            try:
-                self._selector.modify(fileobj, events, handler)
-            except KeyError:
-                self._selector.register(fileobj, events, handler)
-        else:
-            self.unregister(fileobj)
+    def remove_reader(self, fileobj: FileObject) -> None:
+        self._set(fileobj, selectors.EVENT_READ, None)
 
-    def unregister(self, fileobj: int | socket.socket) -> None:
+    def add_writer(self, fileobj: FileObject, callback: Callback) -> None:
+        self._set(fileobj, selectors.EVENT_WRITE, callback)
+
+    def remove_writer(self, fileobj: FileObject) -> None:
+        self._set(fileobj, selectors.EVENT_WRITE, None)
+
+    def forget(self, fileobj: FileObject) -> None:
+        """Drop both callbacks; call before closing the file object."""
         with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(fileobj)
+
+    def _set(self, fileobj: FileObject, event: int, callback: Callback | None) -> None:
+        try:
+            key = self._selector.get_key(fileobj)
+        except KeyError:
+            if callback is None:
+                return
+            reader = callback if event == selectors.EVENT_READ else None
+            writer = callback if event == selectors.EVENT_WRITE else None
+            self._selector.register(fileobj, event, (reader, writer))
+            return
+        reader, writer = key.data
+        if event == selectors.EVENT_READ:
+            reader = callback
+        else:
+            writer = callback
+        mask = (selectors.EVENT_READ if reader else 0) | (selectors.EVENT_WRITE if writer else 0)
+        if mask:
+            self._selector.modify(fileobj, mask, (reader, writer))
+        else:
             self._selector.unregister(fileobj)
 
     # -- timers -----------------------------------------------------------------
     def time(self) -> float:
         return self.clock()
 
-    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
-        timer = Timer(when, callback)
-        heapq.heappush(self._timers, (when, next(self._sequence), timer))
-        return timer
+    def call_at(self, when: float, callback: Callback) -> Handle:
+        handle = Handle(self, when, callback)
+        heapq.heappush(self._timers, (when, next(self._sequence), handle))
+        return handle
 
-    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+    def call_later(self, delay: float, callback: Callback) -> Handle:
         return self.call_at(self.clock() + delay, callback)
 
-    def call_soon(self, callback: Callable[[], None]) -> Timer:
-        return self.call_at(self.clock(), callback)
+    def call_soon(self, callback: Callback) -> Handle:
+        """Run ``callback`` on the next loop turn, never inside the caller."""
+        handle = Handle(self, 0.0, callback)
+        self._ready.append(handle)
+        return handle
+
+    @property
+    def timers_pending(self) -> int:
+        """Timers in the heap, cancelled ones included (for tests and the bench)."""
+        return len(self._timers)
+
+    def _cancelled(self) -> None:
+        self._cancelled_count += 1
+        if (
+            self._cancelled_count > self.COMPACT_MIN
+            and self._cancelled_count * 2 > len(self._timers)
+        ):
+            self._timers = [entry for entry in self._timers if not entry[2].cancelled]
+            heapq.heapify(self._timers)
+            self._cancelled_count = 0
 
     # -- signals ----------------------------------------------------------------
-    def add_signal_handler(self, signum: int, callback: Callable[[], None]) -> None:
+    def add_signal_handler(self, signum: int, callback: Callback) -> None:
         """Run ``callback`` inside the loop when ``signum`` arrives."""
         if self._wakeup is None:
             reader, writer = socket.socketpair()
             reader.setblocking(False)
             writer.setblocking(False)
             self._wakeup = (reader, writer)
-            self.register(reader, _WakeupReader(self, reader), selectors.EVENT_READ)
+            self.add_reader(reader, self._drain_wakeup)
             signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
         self._signal_callbacks[signum] = callback
         signal.signal(signum, lambda number, _frame: self._pending_signals.append(number))
+
+    def _drain_wakeup(self) -> None:
+        if self._wakeup is None:
+            return
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            while self._wakeup[0].recv(4096):
+                pass
 
     def _dispatch_signals(self) -> None:
         while self._pending_signals:
@@ -114,330 +173,66 @@ class Reactor:
     def stop(self) -> None:
         self._running = False
 
+    @property
+    def running(self) -> bool:
+        return self._running
+
     def run(self) -> None:
         self._running = True
         while self._running:
             self.run_once()
 
     def run_once(self, max_wait: float | None = None) -> None:
-        """One select and everything it made ready, then every due timer."""
+        """One select and everything it made ready, then every due timer and
+        every callback scheduled before this turn began."""
         timeout = self._timeout(max_wait)
         for key, events in self._selector.select(timeout):
-            handler: Handler = key.data
-            if events & selectors.EVENT_READ:
-                handler.on_readable()
-            if events & selectors.EVENT_WRITE and key.fd in self._selector.get_map():
-                handler.on_writable()
+            reader, writer = key.data
+            if events & selectors.EVENT_READ and reader is not None:
+                reader()
+            if events & selectors.EVENT_WRITE and writer is not None:
+                # The reader may have closed the file or dropped the writer.
+                current = self._selector.get_map().get(key.fileobj)
+                if current is not None and current.data[1] is writer:
+                    writer()
         self._dispatch_signals()
-        self._run_due_timers()
+        self._run_due()
 
     def _timeout(self, max_wait: float | None) -> float | None:
-        self._drop_cancelled()
-        if self._pending_signals:
+        while self._timers and self._timers[0][2].cancelled:
+            heapq.heappop(self._timers)
+            self._cancelled_count = max(0, self._cancelled_count - 1)
+        if self._pending_signals or self._ready:
             return 0
         if not self._timers:
             return max_wait
         delay = max(0.0, self._timers[0][0] - self.clock())
         return delay if max_wait is None else min(delay, max_wait)
 
-    def _drop_cancelled(self) -> None:
-        while self._timers and self._timers[0][2].cancelled:
-            heapq.heappop(self._timers)
-
-    def _run_due_timers(self) -> None:
+    def _run_due(self) -> None:
         now = self.clock()
-        # Only timers due now: one scheduled by a callback for "now" waits
-        # for the next turn, so a chain of call_soon cannot starve the sockets.
-        due: list[Timer] = []
+        # Only what is due now: a callback scheduled by one of these runs on
+        # the next turn, so a chain of call_soon cannot starve the sockets.
+        due: list[Handle] = []
         while self._timers and self._timers[0][0] <= now:
-            due.append(heapq.heappop(self._timers)[2])
-        for timer in due:
-            if not timer.cancelled:
-                timer.cancelled = True
-                timer.callback()
+            handle = heapq.heappop(self._timers)[2]
+            if handle.cancelled:
+                self._cancelled_count = max(0, self._cancelled_count - 1)
+            else:
+                due.append(handle)
+        for _ in range(len(self._ready)):
+            due.append(self._ready.popleft())
+        for handle in due:
+            if not handle.cancelled:
+                handle.cancelled = True
+                callback, handle.callback = handle.callback, _nothing
+                callback()
 
     def close(self) -> None:
         if self._wakeup is not None:
             signal.set_wakeup_fd(-1)
             for sock in self._wakeup:
-                self.unregister(sock)
+                self.forget(sock)
                 sock.close()
             self._wakeup = None
         self._selector.close()
-
-
-class _WakeupReader:
-    def __init__(self, reactor: Reactor, sock: socket.socket) -> None:
-        self.reactor = reactor
-        self.sock = sock
-
-    def on_readable(self) -> None:
-        with contextlib.suppress(BlockingIOError, InterruptedError):
-            while self.sock.recv(4096):
-                pass
-
-    def on_writable(self) -> None:
-        pass
-
-
-class Stream:
-    """A non-blocking TCP connection with an output queue.
-
-    ``write`` sends at once and queues only what the kernel did not take;
-    EVENT_WRITE is asked for only while something is queued, so the loop
-    never spins on an idle writable socket.
-    """
-
-    def __init__(
-        self,
-        reactor: Reactor,
-        sock: socket.socket,
-        on_data: Callable[[bytes], None],
-        on_close: Callable[[OSError | None], None],
-    ) -> None:
-        self.reactor = reactor
-        self.sock = sock
-        self.on_data = on_data
-        self.on_close = on_close
-        self.closed = False
-        self._queue: deque[memoryview] = deque()
-        self._queued = 0
-        self._close_when_flushed = False
-        self._finishing: Timer | None = None
-        self._paused = False
-        self._reading = True
-        sock.setblocking(False)
-        reactor.register(sock, self, selectors.EVENT_READ)
-
-    @property
-    def queued(self) -> int:
-        return self._queued
-
-    def write(self, data: bytes) -> None:
-        if self.closed or self._close_when_flushed or self._finishing or not data:
-            return
-        view = memoryview(data)
-        if not self._queue:
-            try:
-                view = view[self.sock.send(view) :]
-            except (BlockingIOError, InterruptedError):
-                pass
-            except OSError as exc:
-                self.close(exc)
-                return
-        if view:
-            self._queue.append(view)
-            self._queued += len(view)
-            self._update_interest()
-
-    def close_when_flushed(self) -> None:
-        """Stop reading, send what is queued, then close."""
-        if self.closed:
-            return
-        self._close_when_flushed = True
-        if not self._queue:
-            self.close()
-        else:
-            self._update_interest()
-
-    def pause_reading(self) -> None:
-        """Stop taking bytes from the peer (its owner has enough to chew on)."""
-        if not self._paused:
-            self._paused = True
-            self._update_interest()
-
-    def resume_reading(self) -> None:
-        if self._paused:
-            self._paused = False
-            self._update_interest()
-
-    def finish(self, linger: float) -> None:
-        """Say nothing more and let the peer close first.
-
-        The side that closes first keeps the connection in TIME_WAIT; on a
-        busy server that is thousands of entries, and on loopback a new
-        connection from a reused port can stall against one. So after its
-        last reply the server sends what is queued, discards anything more it
-        receives, and closes on the peer's EOF, or after ``linger`` seconds.
-        """
-        if self.closed or self._finishing:
-            return
-        self._finishing = self.reactor.call_later(linger, self.close)
-
-    def close(self, error: OSError | None = None) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        if self._finishing is not None:
-            self._finishing.cancel()
-        self.reactor.unregister(self.sock)
-        self.sock.close()
-        self._queue.clear()
-        self._queued = 0
-        self.on_close(error)
-
-    def _update_interest(self) -> None:
-        if self.closed:
-            return
-        self._reading = (
-            not self._close_when_flushed and not self._paused and self._queued < HIGH_WATER
-        )
-        events = (selectors.EVENT_READ if self._reading else 0) | (
-            selectors.EVENT_WRITE if self._queue else 0
-        )
-        self.reactor.modify(self.sock, self, events)
-
-    def on_readable(self) -> None:
-        if self.closed or not self._reading:
-            return
-        try:
-            data = self.sock.recv(RECV_SIZE)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self.close(exc)
-            return
-        if not data:
-            self.close()
-            return
-        if self._finishing is None:
-            self.on_data(data)
-
-    def on_writable(self) -> None:
-        while self._queue and not self.closed:
-            head = self._queue[0]
-            try:
-                sent = self.sock.send(head)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:
-                self.close(exc)
-                return
-            self._queued -= sent
-            if sent < len(head):
-                self._queue[0] = head[sent:]
-                break
-            self._queue.popleft()
-        if self.closed:
-            return
-        if not self._queue and self._close_when_flushed:
-            self.close()
-        else:
-            self._update_interest()
-
-
-class DatagramEndpoint:
-    """A UDP socket whose datagrams go to ``on_datagram``.
-
-    An ICMP "port unreachable" from an earlier send shows up as an error on a
-    later receive; it is reported to ``on_error`` and the socket lives on.
-    """
-
-    def __init__(
-        self,
-        reactor: Reactor,
-        sock: socket.socket,
-        on_datagram: Callable[[bytes, tuple[str, int]], None],
-        on_error: Callable[[OSError], None],
-    ) -> None:
-        self.reactor = reactor
-        self.sock = sock
-        self.on_datagram = on_datagram
-        self.on_error = on_error
-        sock.setblocking(False)
-        reactor.register(sock, self, selectors.EVENT_READ)
-
-    def on_readable(self) -> None:
-        for _ in range(DATAGRAMS_PER_WAKEUP):
-            try:
-                data, address = self.sock.recvfrom(65535)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                self.on_error(exc)
-                return
-            self.on_datagram(data, (str(address[0]), int(address[1])))
-
-    def on_writable(self) -> None:
-        pass
-
-    def send(self, data: bytes, address: tuple[str, int]) -> None:
-        """Send one datagram; OSError (unreachable, no route) is the caller's."""
-        self.sock.sendto(data, address)
-
-    def close(self) -> None:
-        self.reactor.unregister(self.sock)
-        self.sock.close()
-
-
-class LineReader:
-    """Lines from a file descriptor (stdin), read with ``os.read``.
-
-    Buffered ``readline`` would hide data from select. Where the selector
-    refuses the descriptor (epoll and a regular file or /dev/null), the
-    reader falls back to reading on a timer, which a file always satisfies
-    at once, so a client with such a stdin still runs its loop.
-    """
-
-    def __init__(
-        self,
-        reactor: Reactor,
-        fd: int,
-        on_line: Callable[[str], None],
-        on_eof: Callable[[], None],
-    ) -> None:
-        self.reactor = reactor
-        self.fd = fd
-        self.on_line = on_line
-        self.on_eof = on_eof
-        self._buffer = b""
-        self._done = False
-        self._polled = False
-        try:
-            reactor.register(fd, self, selectors.EVENT_READ)
-        except (PermissionError, OSError) as exc:
-            if isinstance(exc, PermissionError) or exc.errno == errno.EPERM:
-                self._polled = True
-                reactor.call_soon(self._poll)
-            else:
-                raise
-
-    def _poll(self) -> None:
-        self.on_readable()
-        if not self._done:
-            self.reactor.call_soon(self._poll)
-
-    def on_readable(self) -> None:
-        if self._done:
-            return
-        try:
-            data = os.read(self.fd, 65536)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._finish()
-            return
-        self._buffer += data
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for line in lines:
-            if self._done:
-                return
-            self.on_line(line.rstrip(b"\r").decode("utf-8", errors="replace"))
-
-    def _finish(self) -> None:
-        if self._buffer and not self._done:
-            line, self._buffer = self._buffer, b""
-            self.on_line(line.rstrip(b"\r").decode("utf-8", errors="replace"))
-        if not self._done:
-            self.close()
-            self.on_eof()
-
-    def on_writable(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self._done = True
-        if not self._polled:
-            self.reactor.unregister(self.fd)

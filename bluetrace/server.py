@@ -1,143 +1,124 @@
-"""``bluetrace-server``: the core wired to a listening socket, files and stdout.
+"""``bluetrace-server``: the sans-I/O connections wired to sockets, files and output.
 
-The specification's texts go to stdout; diagnostics go to stderr, starting
-with the line ``listening on HOST:PORT`` that names the port actually bound
-(so that port 0, chosen by the OS, is usable).
+Everything here is glue: accept connections, move bytes between sockets and
+:class:`~bluetrace.server_connection.ServerConnection` objects, keep one
+timer per connection at its deadline, run the group commit once per loop
+turn, and write what the connections report. The specification's texts go
+to stdout; diagnostics go to stderr, starting with the line
+``listening on HOST:PORT`` that names the port actually bound (so that port
+0, chosen by the OS, is usable).
 """
 
 import argparse
-import selectors
+import errno
+import os
 import signal
 import socket
 import sys
 from pathlib import Path
-from typing import TextIO
 
-from bluetrace import wire
+from bluetrace import __version__
 from bluetrace.cli import fail, port, positive_seconds, raise_descriptor_limit, whole_seconds
 from bluetrace.clock import Clock, SystemClock
-from bluetrace.errors import ProtocolError
-from bluetrace.framing import FrameDecoder, _NeedData
-from bluetrace.messages import ErrorReply, Message, TempIDReply, UploadRequest, encode
-from bluetrace.reactor import Reactor, Stream, Timer
+from bluetrace.output import LineOutput
+from bluetrace.reactor import Handle, Reactor
 from bluetrace.records import RecordError, load_credentials, load_tempids
-from bluetrace.server_core import DEFAULT_TEMPID_LIFETIME, Outcome, ServerCore, Session
-from bluetrace.storage import LineAppender
+from bluetrace.server_connection import (
+    CloseConnection,
+    Log,
+    NeedsCommit,
+    Output,
+    ServerConnection,
+)
+from bluetrace.server_core import (
+    DEFAULT_LOGIN_TIMEOUT,
+    DEFAULT_TEMPID_LIFETIME,
+    Limits,
+    ServerCore,
+)
+from bluetrace.stores import CheckFile, TempIDFile
+from bluetrace.transports import Stream
 
 PROGRAM = "bluetrace-server"
-LINGER = 2.0
-"""Seconds to wait for a client to close after the server's last reply."""
-PRE_LOGIN_MAX_BODY = 2 * (1 + wire.MAX_TEXT_LEN)
-"""Before login only LOGIN is legal, so a stranger may not make us buffer more."""
 ACCEPTS_PER_WAKEUP = 64
+ACCEPT_BACKOFF = 0.1
+"""Seconds the server stops accepting when it has run out of descriptors."""
 CHECKS_FILE = "contact_checks.txt"
-STORAGE_FAILED = ErrorReply(
-    wire.ErrorCode.STORAGE, "the server could not record a TempID; try later"
-)
 
 
-class Connection:
+class Link:
+    """One accepted socket and its connection object."""
+
+    __slots__ = ("connection", "server", "stream", "timer", "work_scheduled")
+
     def __init__(self, server: "Server", sock: socket.socket, peer: str) -> None:
         self.server = server
-        self.session = Session(peer)
-        self.decoder = FrameDecoder(max_body=PRE_LOGIN_MAX_BODY)
+        self.connection = ServerConnection(server.core, peer, server.reactor.time())
+        self.timer: Handle | None = None
+        self.work_scheduled = False
         self.stream = Stream(server.reactor, sock, self._on_data, self._on_close)
-        self.timer: Timer | None = server.reactor.call_later(server.login_timeout, self._timeout)
-        self.held: list[Message] | None = None
-        """Replies waiting for the group commit; later replies queue behind
-        them so that a connection's replies keep their order."""
-        self.end_after_held: bool | None = None
+        self._settle()
 
     def _on_data(self, data: bytes) -> None:
-        try:
-            self.decoder.feed(data)
-        except ProtocolError as exc:
-            self._broken(exc)
-            return
-        self._process()
-
-    def _process(self) -> None:
-        core = self.server.core
-        try:
-            while not self.stream.closed:
-                message = self.decoder.next_message()
-                if isinstance(message, _NeedData):
-                    break
-                self._apply(core.handle(self.session, message))
-                if self.session.username is not None:
-                    self.decoder.max_body = wire.MAX_FRAME_BODY
-                if isinstance(message, UploadRequest) and self.decoder.buffered:
-                    # One upload chunk per loop turn: a large upload must not
-                    # hold up every other phone. Reading pauses meanwhile, so
-                    # what is buffered stays bounded.
-                    self.stream.pause_reading()
-                    self.server.reactor.call_soon(self._resume)
-                    return
-        except ProtocolError as exc:
-            self._broken(exc)
-
-    def _resume(self) -> None:
-        if not self.stream.closed:
-            self.stream.resume_reading()
-            self._process()
-
-    def _broken(self, exc: ProtocolError) -> None:
-        self._apply(self.server.core.protocol_error(self.session, exc), abort=True)
-
-    def _timeout(self) -> None:
-        self.timer = None
-        self._apply(self.server.core.login_timeout(self.session))
+        self.connection.receive_data(data, self.server.reactor.time())
+        self._settle()
 
     def _on_close(self, error: OSError | None) -> None:
+        if error is not None:
+            self.connection.connection_lost(error.strerror or str(error))
+        else:
+            self.connection.receive_data(b"", self.server.reactor.time())
+            self.connection.connection_lost("closed")
+        self._settle()
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        self.server.connections.discard(self)
-        outcome = self.server.core.disconnected(self.session)
-        if error is not None:
-            outcome.log.append(f"{self.session.peer}: connection lost: {error.strerror or error}")
-        self.server.report(outcome)
+        self.server.links.discard(self)
 
-    def _apply(self, outcome: Outcome, *, abort: bool = False) -> None:
-        if self.held is None and any(isinstance(reply, TempIDReply) for reply in outcome.replies):
-            self.held = []  # a TempID may be told only once it is on disk
-            self.server.hold(self)
-        for reply in outcome.replies:
-            if self.held is not None:
-                self.held.append(reply)
-            else:
-                self.stream.write(encode(reply))
-        self.server.report(outcome)
-        if self.session.username is not None and self.timer is not None:
+    def _on_timer(self) -> None:
+        self.timer = None
+        self.connection.handle_timer(self.server.reactor.time())
+        self._settle()
+
+    def _continue(self) -> None:
+        self.work_scheduled = False
+        self.connection.continue_work(self.server.reactor.time())
+        self._settle()
+
+    def committed(self, durable: bool) -> None:
+        self.connection.commit_done(durable)
+        self._settle()
+
+    def _settle(self) -> None:
+        """After every call into the connection: send, act on events, re-arm."""
+        connection, stream, server = self.connection, self.stream, self.server
+        data = connection.data_to_send()
+        if data:
+            stream.write(data)
+        for event in connection.next_events():
+            if isinstance(event, Output):
+                server.out.write_line(event.text)
+            elif isinstance(event, Log):
+                server.log(event.text)
+            elif isinstance(event, NeedsCommit):
+                server.hold(self)
+            elif isinstance(event, CloseConnection):
+                stream.close_when_flushed()
+        if stream.closed or connection.closed:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            return
+        stream.set_reading(connection.wants_input())
+        if connection.has_pending_work() and not self.work_scheduled:
+            self.work_scheduled = True
+            server.reactor.call_soon(self._continue)
+        deadline = connection.get_timer()
+        if self.timer is not None and (deadline is None or self.timer.when != deadline):
             self.timer.cancel()
             self.timer = None
-        if outcome.close:
-            if self.held is not None:
-                self.end_after_held = abort
-            else:
-                self._end(abort)
-
-    def _end(self, abort: bool) -> None:
-        # A peer that broke the framing is cut off; any other ending lets
-        # the client close first (see Stream.finish).
-        if abort:
-            self.stream.close_when_flushed()
-        else:
-            self.stream.finish(LINGER)
-
-    def release(self, durable: bool) -> None:
-        """After the group commit: send what was held, or, if the TempIDs
-        could not be made durable, a storage error in their place."""
-        held, self.held = self.held or [], None
-        for reply in held:
-            refused = not durable and isinstance(reply, TempIDReply)
-            self.stream.write(encode(STORAGE_FAILED if refused else reply))
-        if self.end_after_held is not None:
-            self._end(self.end_after_held)
-
-    def shut_down(self) -> None:
-        self.stream.write(encode(ErrorReply(wire.ErrorCode.SHUTTING_DOWN, "server stopping")))
-        self.stream.close()
+        if deadline is not None and self.timer is None:
+            self.timer = server.reactor.call_at(deadline, self._on_timer)
 
 
 class Server:
@@ -147,71 +128,77 @@ class Server:
         core: ServerCore,
         listener: socket.socket,
         *,
-        login_timeout: float,
-        tempid_store: LineAppender,
-        out: TextIO,
-        err: TextIO,
+        out: LineOutput,
+        err: LineOutput,
     ) -> None:
         self.reactor = reactor
         self.core = core
         self.listener = listener
-        self.login_timeout = login_timeout
         self.out = out
         self.err = err
-        self.connections: set[Connection] = set()
-        self.tempid_store = tempid_store
-        self._holding: list[Connection] = []
+        self.links: set[Link] = set()
+        self._holding: list[Link] = []
+        self._accept_failures = 0
         listener.setblocking(False)
-        reactor.register(listener, self, selectors.EVENT_READ)
+        reactor.add_reader(listener, self._accept)
 
-    def on_readable(self) -> None:
+    def _accept(self) -> None:
         for _ in range(ACCEPTS_PER_WAKEUP):
             try:
                 sock, address = self.listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:  # EMFILE and friends: report, keep serving
-                self.err.write(f"accept failed: {exc.strerror or exc}\n")
-                self.err.flush()
+            except OSError as exc:
+                self._accept_failed(exc)
                 return
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.connections.add(Connection(self, sock, f"{address[0]}:{address[1]}"))
+            self.links.add(Link(self, sock, f"{address[0]}:{address[1]}"))
 
-    def on_writable(self) -> None:
-        pass
+    def _accept_failed(self, exc: OSError) -> None:
+        """Out of descriptors (EMFILE, ENFILE) or memory: stop accepting for a
+        moment instead of spinning on a listener that stays readable."""
+        self._accept_failures += 1
+        if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+            self.log(f"accept failed: {exc.strerror or exc}")
+            return
+        self.reactor.remove_reader(self.listener)
+        self.log(
+            f"accept failed: {exc.strerror or exc} ({len(self.links):,} connections open); "
+            f"pausing new connections for {ACCEPT_BACKOFF:g} s"
+        )
+        self.reactor.call_later(ACCEPT_BACKOFF, self._resume_accepting)
 
-    def hold(self, connection: Connection) -> None:
-        """Group commit: every TempID issued in this loop turn is made
-        durable by one fdatasync at the end of the turn, then answered."""
+    def _resume_accepting(self) -> None:
+        if self.listener.fileno() >= 0:
+            self.reactor.add_reader(self.listener, self._accept)
+
+    def hold(self, link: Link) -> None:
+        """Group commit: every record written in this loop turn is made
+        durable by one sync at the end of the turn, then answered."""
         if not self._holding:
             self.reactor.call_soon(self._commit)
-        self._holding.append(connection)
+        self._holding.append(link)
 
     def _commit(self) -> None:
         holding, self._holding = self._holding, []
-        try:
-            self.tempid_store.sync()
-            durable = True
-        except OSError as exc:
-            durable = False
-            self.err.write(f"{PROGRAM}: cannot flush tempIDs.txt to disk: {exc.strerror or exc}\n")
-            self.err.flush()
-        for connection in holding:
-            connection.release(durable)
+        failure = self.core.commit()
+        if failure is not None:
+            self.log(f"cannot flush records to disk: {failure.strerror or failure}")
+        for link in holding:
+            link.committed(failure is None)
 
-    def report(self, outcome: Outcome) -> None:
-        if outcome.output:
-            self.out.write("\n".join(outcome.output) + "\n")
-            self.out.flush()
-        if outcome.log:
-            self.err.write("".join(f"{PROGRAM}: {line}\n" for line in outcome.log))
-            self.err.flush()
+    def log(self, text: str) -> None:
+        self.err.write_line(f"{PROGRAM}: {text}")
 
     def shut_down(self) -> None:
-        self.reactor.unregister(self.listener)
+        self.reactor.forget(self.listener)
         self.listener.close()
-        for connection in list(self.connections):
-            connection.shut_down()
+        if self._holding:
+            self._commit()
+        now = self.reactor.time()
+        for link in list(self.links):
+            link.connection.shut_down(now)
+            link._settle()
         self.reactor.stop()
 
 
@@ -226,6 +213,12 @@ def _parser() -> argparse.ArgumentParser:
         "block_duration",
         type=positive_seconds,
         help="seconds a user stays blocked after 3 consecutive failed logins",
+    )
+    parser.add_argument(
+        "--host",
+        default="0.0.0.0",  # noqa: S104 (the specification's server serves other machines)
+        help="address to listen on (default: %(default)s, every interface; "
+        "127.0.0.1 keeps it to this machine)",
     )
     parser.add_argument(
         "--data-dir",
@@ -243,10 +236,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--login-timeout",
         type=positive_seconds,
-        default=120.0,
+        default=DEFAULT_LOGIN_TIMEOUT,
         help="seconds a connection may take to log in (default: %(default)s)",
     )
-    parser.add_argument("--host", default="", help="address to listen on (default: all)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
 
@@ -272,44 +265,49 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
             (args.host, args.server_port), family=socket.AF_INET, backlog=1024, reuse_port=False
         )
     except OSError as exc:
-        return fail(PROGRAM, f"cannot listen on port {args.server_port}: {exc.strerror or exc}")
-    tempid_store = LineAppender(tempids_path, durable=False)  # synced by the group commit
-    check_store = LineAppender(data_dir / CHECKS_FILE)
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        return fail(PROGRAM, f"cannot listen on {args.host}:{args.server_port}: {reason}")
+    tempid_store = TempIDFile(tempids_path)
+    check_store = CheckFile(data_dir / CHECKS_FILE)
+    system_clock = clock or SystemClock()
     core = ServerCore(
         credentials,
         args.block_duration,
-        clock or SystemClock(),
+        system_clock,
         tempids=tempids,
         tempid_store=tempid_store,
         check_store=check_store,
         tempid_lifetime=args.tempid_lifetime,
+        limits=Limits(login_timeout=args.login_timeout),
     )
-    reactor = Reactor()
-    server = Server(
+    reactor = Reactor(system_clock.monotonic)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    err = LineOutput(reactor, sys.stderr.fileno(), "stderr")
+    out = LineOutput(
         reactor,
-        core,
-        listener,
-        login_timeout=args.login_timeout,
-        tempid_store=tempid_store,
-        out=sys.stdout,
-        err=sys.stderr,
+        sys.stdout.fileno(),
+        "stdout",
+        on_disabled=lambda text: err.write_line(f"{PROGRAM}: {text}"),
     )
+    err.on_disabled = lambda text: out.write_line(f"{PROGRAM}: {text}")
+    server = Server(reactor, core, listener, out=out, err=err)
     for signum in (signal.SIGINT, signal.SIGTERM):
         reactor.add_signal_handler(signum, server.shut_down)
     host, bound_port = listener.getsockname()[:2]
-    print(
-        f"{PROGRAM}: listening on {host}:{bound_port} ({len(credentials)} users, "
-        f"{report.loaded} TempIDs known)",
-        file=sys.stderr,
-        flush=True,
+    server.log(
+        f"listening on {host}:{bound_port} ({len(credentials)} users, "
+        f"{report.loaded} TempIDs known)"
     )
     try:
         reactor.run()
+        server.log("stopped")
     finally:
         tempid_store.close()
         check_store.close()
+        out.close()
+        err.close()
         reactor.close()
-    print(f"{PROGRAM}: stopped", file=sys.stderr, flush=True)
     return 0
 
 
@@ -318,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return serve(args)
     except KeyboardInterrupt:
-        return 0
+        return 130
 
 
 if __name__ == "__main__":

@@ -172,7 +172,7 @@ def test_short_retention_empties_the_log(world: tuple[ServerProcess, list[Phone]
     # The line is written before "valid" is printed, and removed 2 s later.
     assert tempid in log.read_text()
     assert wait_until(lambda: log.read_text() == "", timeout=6)
-    assert "Your contact log is empty" in receiver.command("Upload_contact_log")
+    assert "the server received 0 entries" in receiver.command("Upload_contact_log")
 
 
 def test_malformed_and_expired_datagrams(world: tuple[ServerProcess, list[Phone], Path]) -> None:
@@ -221,7 +221,7 @@ def test_server_going_away_is_a_clear_message(
     client = phone(world, "a")
     client.login("+61410888888")
     server.stop()
-    client.proc.expect_exact("Connection to the server was lost.")
+    client.proc.expect_exact("Connection to the server was lost: the server is stopping.")
     assert client.finish() == 1
     assert "Traceback" not in str(client.proc.before)
 
@@ -244,24 +244,27 @@ def _client(
     )
 
 
-def test_udp_port_taken_exits_2_before_any_prompt(
+def test_udp_port_taken_exits_1_before_any_prompt(
     world: tuple[ServerProcess, list[Phone], Path],
 ) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("", 0))
         result = _client("127.0.0.1", str(world[0].port), str(taken.getsockname()[1]))
-    assert result.returncode == 2
+    assert result.returncode == 1  # 2 is kept for usage errors
     assert result.stdout == ""
-    assert "cannot use UDP port" in result.stderr
+    assert "cannot receive beacons on UDP port" in result.stderr
+    assert "choose another port" in result.stderr
 
 
 def test_no_server_is_a_clear_error() -> None:
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
-    result = _client("127.0.0.1", str(port), str(free_udp_port()))
+    result = _client(
+        "127.0.0.1", str(port), str(free_udp_port()), input_text="+61410888888\ncomp3331\n"
+    )
     assert result.returncode == 1
-    assert "cannot reach the server" in result.stderr
+    assert f"Cannot reach the server: 127.0.0.1:{port}: Connection refused" in result.stdout
     assert "Traceback" not in result.stderr
 
 

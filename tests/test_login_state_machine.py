@@ -14,31 +14,20 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from bluetrace.clock import ManualClock
 from bluetrace.messages import LoginReply, LoginRequest
-from bluetrace.server_core import ServerCore, Session
 from bluetrace.wire import LoginStatus
+from tests.pair import ServerSide
 
 USERS = {"+61410000001": "alpha1", "+61410000002": "bravo2", "+61410000003": "charlie3"}
 UNKNOWN = ["+61499999999", "nobody"]
 BLOCK = 60.0
 
 
-class NullStore:
-    def append(self, lines: list[str]) -> None:
-        pass
-
-
 class LoginMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.clock = ManualClock(datetime(2020, 5, 14, 12, 0, 0))
-        self.core = ServerCore(
-            dict(USERS),
-            BLOCK,
-            self.clock,
-            tempids={},
-            tempid_store=NullStore(),
-            check_store=NullStore(),
-        )
+        self.side = ServerSide(USERS, block=BLOCK, clock=self.clock)
+        self.core = self.side.core
         self.failures = dict.fromkeys(USERS, 0)
         self.blocked_until: dict[str, float] = {}
         self.logins_while_blocked = 0
@@ -52,7 +41,8 @@ class LoginMachine(RuleBasedStateMachine):
         return until is not None
 
     def _login(self, user: str, password: str) -> LoginStatus:
-        reply = self.core.handle(Session("machine"), LoginRequest(user, password)).replies[0]
+        # A fresh connection for every attempt: the count belongs to the user.
+        (reply,) = self.side.connect().send(LoginRequest(user, password))
         assert isinstance(reply, LoginReply)
         return reply.status
 

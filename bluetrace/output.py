@@ -1,0 +1,139 @@
+"""Terminal and log output that can never stop the loop.
+
+A server's stdout or stderr may be a pipe nobody reads, a closed pipe, or a
+full disk. Written directly, any of these blocks or kills the server for
+every phone. Here lines go into a bounded buffer and out through the loop,
+non-blocking: when the buffer is full, lines are dropped and counted, and
+the count is reported once the stream drains; a stream that fails for good
+(EPIPE, ENOSPC, EIO) is disabled with one message on the other stream.
+The data files stay the record, so only terminal text can be lost.
+"""
+
+import contextlib
+import errno
+import fcntl
+import os
+from collections import deque
+from collections.abc import Callable
+
+from bluetrace.reactor import Reactor
+
+DEFAULT_MAX_BUFFER = 4 * 1024 * 1024
+_FATAL = (errno.EPIPE, errno.ENOSPC, errno.EIO, errno.EBADF, errno.EDQUOT, errno.EFBIG)
+
+
+class LineOutput:
+    """One output stream (stdout or stderr) of a program that must not block."""
+
+    def __init__(
+        self,
+        reactor: Reactor,
+        fd: int,
+        name: str,
+        *,
+        max_buffer: int = DEFAULT_MAX_BUFFER,
+        on_disabled: Callable[[str], None] | None = None,
+    ) -> None:
+        self.reactor = reactor
+        self.fd = fd
+        self.name = name
+        self.max_buffer = max_buffer
+        self.on_disabled = on_disabled
+        self.dropped = 0
+        self.disabled = False
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._writing = False
+        self._saved_flags: int | None = None
+        self._pollable = True
+        try:
+            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+            if not flags & os.O_NONBLOCK:
+                fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+                self._saved_flags = flags
+        except OSError:
+            self.disabled = True
+
+    def write_line(self, text: str) -> None:
+        """Queue ``text`` plus a newline; dropped (and counted) when full."""
+        self.write(text + "\n")
+
+    def write(self, text: str) -> None:
+        if self.disabled:
+            return
+        data = text.encode("utf-8", errors="replace")
+        if self._size + len(data) > self.max_buffer:
+            self.dropped += text.count("\n") or 1
+            return
+        if self.dropped and not self._chunks:
+            note = f"[{self.dropped:,} lines dropped: {self.name} was not being read]\n"
+            self.dropped = 0
+            self._chunks.append(note.encode())
+            self._size += len(note)
+        self._chunks.append(data)
+        self._size += len(data)
+        self._flush()
+
+    @property
+    def pending(self) -> int:
+        return self._size
+
+    def _flush(self) -> None:
+        while self._chunks and not self.disabled:
+            head = self._chunks[0]
+            try:
+                written = os.write(self.fd, head)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                self._disable(exc)
+                return
+            self._size -= written
+            if written < len(head):
+                self._chunks[0] = head[written:]
+                break
+            self._chunks.popleft()
+        self._watch(bool(self._chunks) and not self.disabled)
+
+    def _watch(self, wanted: bool) -> None:
+        if wanted == self._writing:
+            return
+        if not wanted:
+            self._writing = False
+            self.reactor.remove_writer(self.fd)
+            return
+        if self._pollable:
+            try:
+                self.reactor.add_writer(self.fd, self._flush)
+            except OSError:
+                self._pollable = False  # a regular file: epoll refuses it
+            else:
+                self._writing = True
+                return
+        self.reactor.call_later(0.05, self._flush)
+
+    def _disable(self, exc: OSError) -> None:
+        self.disabled = True
+        self._chunks.clear()
+        self._size = 0
+        self._watch(False)
+        if self.on_disabled is not None and exc.errno in _FATAL:
+            reason = exc.strerror or str(exc)
+            self.on_disabled(f"{self.name} is unusable ({reason}); no more output there")
+
+    def flush_blocking(self, deadline: float = 1.0) -> None:
+        """At exit: try to get the rest out, but never wait past ``deadline``."""
+        end = self.reactor.clock() + deadline
+        while self._chunks and not self.disabled and self.reactor.clock() < end:
+            before = self._size
+            self._flush()
+            if self._size == before:
+                break
+
+    def close(self) -> None:
+        self.flush_blocking()
+        self._watch(False)
+        if self._saved_flags is not None:
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(self.fd, fcntl.F_SETFL, self._saved_flags)
+            self._saved_flags = None

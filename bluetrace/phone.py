@@ -1,0 +1,522 @@
+"""The phone's protocol, as an object with no terminal, sockets or clock.
+
+A typed API in (``login``, ``request_tempid``, ``upload``, ``logout``,
+``receive_data``, ``receive_beacon``, ``make_beacon``, ``handle_timer``),
+bytes and typed events out. The terminal program turns commands into these
+calls and events into the specification's texts; the simulator drives
+thousands of these objects in one process on a virtual clock. The contact
+log's file is an injected store.
+"""
+
+import enum
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, Protocol
+
+from bluetrace import wire
+from bluetrace.clock import Clock
+from bluetrace.errors import LocalProtocolError, ProtocolError
+from bluetrace.framing import FrameDecoder, _NeedData
+from bluetrace.messages import (
+    ErrorReply,
+    LoginReply,
+    LoginRequest,
+    LogoutReply,
+    LogoutRequest,
+    Message,
+    TempIDReply,
+    TempIDRequest,
+    TempIDWindow,
+    UploadReply,
+    UploadRequest,
+    decode_beacon,
+    encode,
+    encode_beacon,
+)
+from bluetrace.wire import ErrorCode, LoginStatus
+
+DEFAULT_RETENTION = 180.0
+DEFAULT_REPLY_TIMEOUT = 30.0
+DEFAULT_MAX_CONTACTS = 200_000
+"""As many entries as one upload may hold: more could never be uploaded."""
+DEFAULT_REWRITE_INTERVAL = 1.0
+"""Removals from the contact-log file are batched into at most one rewrite
+per interval, so a flood of expiring entries costs one rewrite a second,
+not one per entry."""
+Address = tuple[str, int]
+
+
+class ContactStore(Protocol):
+    """Where a phone keeps its contact log (``<username>_contactlog.txt``)."""
+
+    def load(self) -> tuple[list[TempIDWindow], list[str]]:
+        """Entries already stored, and a note for each line that was skipped."""
+
+    def append(self, window: TempIDWindow) -> None:
+        """Add one entry as a whole line; OSError if that failed."""
+
+    def rewrite(self, windows: Sequence[TempIDWindow]) -> None:
+        """Replace the whole log atomically; OSError if that failed."""
+
+
+class MemoryContactStore:
+    """A contact log in memory, for tests and the simulator."""
+
+    def __init__(self, entries: Sequence[TempIDWindow] = ()) -> None:
+        self.entries = list(entries)
+        self.rewrites = 0
+        self.fail = False
+
+    def load(self) -> tuple[list[TempIDWindow], list[str]]:
+        return list(self.entries), []
+
+    def append(self, window: TempIDWindow) -> None:
+        if self.fail:
+            raise OSError(28, "No space left on device")
+        self.entries.append(window)
+
+    def rewrite(self, windows: Sequence[TempIDWindow]) -> None:
+        if self.fail:
+            raise OSError(28, "No space left on device")
+        self.entries = list(windows)
+        self.rewrites += 1
+
+
+# -- events -------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    """The server's verdict; only OK leads to :class:`LoggedIn`."""
+
+    status: LoginStatus
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedIn:
+    username: str
+    contacts_loaded: int
+    problems: tuple[str, ...]
+    """A note for each contact-log line that could not be read."""
+
+
+@dataclass(frozen=True, slots=True)
+class TempIDIssued:
+    window: TempIDWindow
+
+
+@dataclass(frozen=True, slots=True)
+class UploadAcknowledged:
+    sent: int
+    received: int
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRefused:
+    """The server kept the connection but not the upload (too large, storage)."""
+
+    code: ErrorCode
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServerError:
+    code: ErrorCode
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedOut:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The connection is over without a logout; the host closes its socket."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BeaconAccepted:
+    window: TempIDWindow
+    sender: Address
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BeaconRejected:
+    """Well formed, but the receiver's time is outside its window."""
+
+    window: TempIDWindow
+    sender: Address
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BeaconMalformed:
+    sender: Address
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BeaconIgnored:
+    """Not considered at all: not logged in, our own TempID, or the log is full."""
+
+    sender: Address
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContactsExpired:
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreFailed:
+    reason: str
+    fatal: bool = False
+    """The contact log cannot be used at all: the phone is logging out."""
+
+
+PhoneEvent = (
+    LoginResult
+    | LoggedIn
+    | TempIDIssued
+    | UploadAcknowledged
+    | UploadRefused
+    | ServerError
+    | LoggedOut
+    | ConnectionClosed
+    | BeaconAccepted
+    | BeaconRejected
+    | BeaconMalformed
+    | BeaconIgnored
+    | ContactsExpired
+    | StoreFailed
+)
+
+
+class PhoneState(enum.Enum):
+    LOGGED_OUT = "not logged in"
+    LOGGED_IN = "logged in"
+    CLOSED = "connection over"
+
+
+class Waiting(enum.Enum):
+    """The request whose reply the phone waits for (one at a time)."""
+
+    LOGIN = "LOGIN"
+    TEMPID = "TEMPID_REQUEST"
+    UPLOAD = "UPLOAD"
+    LOGOUT = "LOGOUT"
+
+
+_CLOSING_CODES: Final = frozenset(
+    {ErrorCode.MALFORMED, ErrorCode.TIMEOUT, ErrorCode.SHUTTING_DOWN}
+)
+"""ERROR codes after which the server closes the connection."""
+
+
+class PhoneBusyError(LocalProtocolError):
+    """A request was made while another waits for its reply."""
+
+
+class Phone:
+    """One phone: its C2S session, its beacons and its contact log."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        open_store: Callable[[str], ContactStore],
+        *,
+        retention: float = DEFAULT_RETENTION,
+        reply_timeout: float = DEFAULT_REPLY_TIMEOUT,
+        max_contacts: int = DEFAULT_MAX_CONTACTS,
+        rewrite_interval: float = DEFAULT_REWRITE_INTERVAL,
+    ) -> None:
+        self.clock = clock
+        self.open_store = open_store
+        self.retention = retention
+        self.reply_timeout = reply_timeout
+        self.max_contacts = max_contacts
+        self.rewrite_interval = rewrite_interval
+        self.state = PhoneState.LOGGED_OUT
+        self.username: str | None = None
+        self.tempid: TempIDWindow | None = None
+        self.store: ContactStore | None = None
+        self._contacts: deque[tuple[float, TempIDWindow]] = deque()
+        """(monotonic arrival, entry), oldest first: with one retention for
+        all, arrival order is also removal order."""
+        self._decoder = FrameDecoder()
+        self._out = bytearray()
+        self._events: list[PhoneEvent] = []
+        self._waiting: Waiting | None = None
+        self._reply_deadline: float | None = None
+        self._sent_entries = 0
+        self._pending_username: str | None = None
+        self._file_stale = False
+        self._last_rewrite = float("-inf")
+
+    # -- what the host reads --------------------------------------------------
+    @property
+    def is_open(self) -> bool:
+        """The connection to the server is not over."""
+        return self.state is not PhoneState.CLOSED
+
+    @property
+    def busy(self) -> bool:
+        """A request waits for its reply."""
+        return self._waiting is not None
+
+    @property
+    def waiting_for(self) -> Waiting | None:
+        return self._waiting
+
+    @property
+    def contacts(self) -> list[TempIDWindow]:
+        return [entry for _, entry in self._contacts]
+
+    def data_to_send(self) -> bytes:
+        data = bytes(self._out)
+        self._out.clear()
+        return data
+
+    def next_events(self) -> list[PhoneEvent]:
+        events, self._events = self._events, []
+        return events
+
+    def get_timer(self) -> float | None:
+        deadlines = [
+            deadline
+            for deadline in (self._reply_deadline, self._next_expiry(), self._next_rewrite())
+            if deadline is not None
+        ]
+        return min(deadlines) if deadlines else None
+
+    # -- requests ---------------------------------------------------------------
+    def login(self, username: str, password: str, now: float) -> None:
+        """Send LOGIN. LocalProtocolError if the texts cannot be credentials."""
+        self._check_can_send(logged_in=False)
+        request = LoginRequest(username, password)
+        self._pending_username = username
+        self._request(Waiting.LOGIN, request, now)
+
+    def request_tempid(self, now: float) -> None:
+        self._check_can_send(logged_in=True)
+        self._request(Waiting.TEMPID, TempIDRequest(), now)
+
+    def upload(self, now: float) -> int:
+        """Send the whole contact log in chunks (an empty log is one empty
+        final chunk); returns how many entries went."""
+        self._check_can_send(logged_in=True)
+        entries = self.contacts
+        size = wire.MAX_UPLOAD_CHUNK
+        firsts = range(0, len(entries), size) if entries else range(1)
+        for first in firsts:
+            chunk = tuple(entries[first : first + size])
+            self._out += encode(UploadRequest(chunk, final=first + size >= len(entries)))
+        self._sent_entries = len(entries)
+        self._waiting = Waiting.UPLOAD
+        self._reply_deadline = now + self.reply_timeout
+        return len(entries)
+
+    def logout(self, now: float) -> None:
+        self._check_can_send(logged_in=True)
+        self._request(Waiting.LOGOUT, LogoutRequest(), now)
+
+    # -- beacons ----------------------------------------------------------------
+    def make_beacon(self, now: float) -> bytes:
+        """The 59-byte datagram for the current TempID (expired or not: the
+        caller warns). LocalProtocolError before any TempID was issued."""
+        if self.tempid is None:
+            raise LocalProtocolError("no TempID yet: run Download_tempID first")
+        return encode_beacon(self.tempid)
+
+    def receive_beacon(self, datagram: bytes, sender: Address, now: float) -> None:
+        """A datagram arrived on the beacon port."""
+        if self.store is None:  # no contact log before the first login
+            self._events.append(BeaconIgnored(sender, "not logged in"))
+            return
+        try:
+            window = decode_beacon(datagram)
+        except ProtocolError as exc:
+            self._events.append(BeaconMalformed(sender, str(exc)))
+            return
+        if self.tempid is not None and window.tempid == self.tempid.tempid:
+            self._events.append(BeaconIgnored(sender, "it carries this phone's own TempID"))
+            return
+        at = self.clock.wall()
+        if not window.contains(at):
+            self._events.append(BeaconRejected(window, sender, at))
+            return
+        if len(self._contacts) >= self.max_contacts:
+            self._events.append(
+                BeaconIgnored(sender, f"the contact log is full ({self.max_contacts:,} entries)")
+            )
+            return
+        try:
+            self.store.append(window)
+        except OSError as exc:
+            self._events.append(BeaconAccepted(window, sender, at))
+            self._events.append(
+                StoreFailed(f"could not save it to the contact log: {exc.strerror or exc}")
+            )
+            return
+        self._contacts.append((now, window))
+        self._events.append(BeaconAccepted(window, sender, at))
+
+    # -- input from the server -------------------------------------------------
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Bytes from the server; ``b""`` when it closed the connection."""
+        if self.state is PhoneState.CLOSED:
+            return
+        if not data:
+            if self._waiting is Waiting.LOGOUT:
+                self._logged_out()
+            else:
+                self._close("the server closed the connection")
+            return
+        try:
+            self._decoder.feed(data)
+            while self.is_open:
+                message = self._decoder.next_message()
+                if isinstance(message, _NeedData):
+                    break
+                self._reply(message, now)
+        except ProtocolError as exc:
+            self._close(f"the server sent something unreadable ({exc})")
+
+    def connection_lost(self, reason: str) -> None:
+        """The transport failed (reset, refused, unreachable)."""
+        if self.state is not PhoneState.CLOSED:
+            if self._waiting is Waiting.LOGOUT:
+                self._logged_out()
+            else:
+                self._close(reason)
+
+    # -- time ---------------------------------------------------------------------
+    def handle_timer(self, now: float) -> None:
+        if self._reply_deadline is not None and now >= self._reply_deadline:
+            waited = self.reply_timeout
+            self._close(f"the server did not answer within {waited:g} seconds")
+        expired = 0
+        while self._contacts and self._contacts[0][0] + self.retention <= now:
+            self._contacts.popleft()
+            expired += 1
+        if expired:
+            self._file_stale = True
+            self._events.append(ContactsExpired(expired))
+        if self._file_stale and now >= self._last_rewrite + self.rewrite_interval:
+            self._rewrite(now)
+
+    def _next_expiry(self) -> float | None:
+        return self._contacts[0][0] + self.retention if self._contacts else None
+
+    def _next_rewrite(self) -> float | None:
+        return self._last_rewrite + self.rewrite_interval if self._file_stale else None
+
+    def _rewrite(self, now: float) -> None:
+        self._file_stale = False
+        self._last_rewrite = now
+        if self.store is None:
+            return
+        try:
+            self.store.rewrite(self.contacts)
+        except OSError as exc:
+            self._events.append(
+                StoreFailed(f"could not update the contact log: {exc.strerror or exc}")
+            )
+
+    # -- internals ------------------------------------------------------------------
+    def _check_can_send(self, *, logged_in: bool) -> None:
+        if self.state is PhoneState.CLOSED:
+            raise LocalProtocolError("the connection to the server is over")
+        if self._waiting is not None:
+            raise PhoneBusyError(f"still waiting for the reply to {self._waiting.value}")
+        if logged_in and self.state is not PhoneState.LOGGED_IN:
+            raise LocalProtocolError("log in first")
+        if not logged_in and self.state is PhoneState.LOGGED_IN:
+            raise LocalProtocolError("already logged in")
+
+    def _request(self, waiting: Waiting, message: Message, now: float) -> None:
+        self._out += encode(message)
+        self._waiting = waiting
+        self._reply_deadline = now + self.reply_timeout
+
+    def _answered(self) -> Waiting | None:
+        waiting, self._waiting = self._waiting, None
+        self._reply_deadline = None
+        return waiting
+
+    def _reply(self, message: Message, now: float) -> None:
+        if isinstance(message, ErrorReply):
+            self._error(message)
+            return
+        waiting = self._waiting
+        if waiting is Waiting.LOGIN and isinstance(message, LoginReply):
+            self._answered()
+            self._login_reply(message.status)
+        elif waiting is Waiting.TEMPID and isinstance(message, TempIDReply):
+            self._answered()
+            self.tempid = message.window
+            self._events.append(TempIDIssued(message.window))
+        elif waiting is Waiting.UPLOAD and isinstance(message, UploadReply):
+            self._answered()
+            self._events.append(UploadAcknowledged(self._sent_entries, message.received))
+        elif waiting is Waiting.LOGOUT and isinstance(message, LogoutReply):
+            self._answered()
+            self._logged_out()
+        else:
+            self._close(f"the server sent an unexpected {message.TYPE.name}")
+
+    def _login_reply(self, status: LoginStatus) -> None:
+        self._events.append(LoginResult(status))
+        if status is LoginStatus.OK:
+            self._logged_in()
+        elif status in (LoginStatus.BLOCKED, LoginStatus.BLOCKED_NOW):
+            self._close("the account is blocked", report=False)
+
+    def _logged_in(self) -> None:
+        username = self._pending_username or ""
+        self.username = username
+        self.state = PhoneState.LOGGED_IN
+        try:
+            self.store = self.open_store(username)
+        except OSError as exc:
+            # No contact log, no phone: say why and leave cleanly.
+            self._events.append(StoreFailed(str(exc.strerror or exc), fatal=True))
+            self._request(Waiting.LOGOUT, LogoutRequest(), self.clock.monotonic())
+            return
+        try:
+            entries, problems = self.store.load()
+        except OSError as exc:
+            entries, problems = [], [f"cannot read it ({exc.strerror or exc}); starting empty"]
+        now = self.clock.monotonic()
+        # Entries found at start are treated as received now (spec-notes, section 4).
+        kept = entries[: self.max_contacts]
+        self._contacts.extend((now, entry) for entry in kept)
+        if len(entries) > len(kept):
+            problems.append(f"{len(entries) - len(kept):,} entries past the cap were ignored")
+        self._events.append(LoggedIn(username, len(kept), tuple(problems)))
+
+    def _error(self, error: ErrorReply) -> None:
+        waiting = self._answered()
+        if error.code in _CLOSING_CODES:
+            self._close(error.text)
+            return
+        if waiting is Waiting.UPLOAD:
+            self._events.append(UploadRefused(error.code, error.text))
+            return
+        self._events.append(ServerError(error.code, error.text))
+
+    def _logged_out(self) -> None:
+        self._answered()
+        self.state = PhoneState.CLOSED
+        self._events.append(LoggedOut())
+
+    def _close(self, reason: str, *, report: bool = True) -> None:
+        self._answered()
+        self.state = PhoneState.CLOSED
+        self._out.clear()
+        self._events.append(ConnectionClosed(reason if report else ""))

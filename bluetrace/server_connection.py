@@ -1,0 +1,576 @@
+"""One phone's connection to the server, as an object with no I/O.
+
+Modelled on h11's ``Connection`` and aioquic's ``QuicConnection``: the host
+feeds the bytes that arrived and the time (:meth:`receive_data`), takes the
+bytes to send (:meth:`data_to_send`) and the events for it to act on
+(:meth:`next_events`), and asks for the next deadline (:meth:`get_timer`).
+Everything the protocol says about a connection lives here: frame decoding
+and the cap before login, the login deadline, the state table, "a TempID or
+an upload's check is told only once it is on disk", how the connection ends,
+and a work budget, so that no peer can hold the loop for more than a bounded
+slice of work per call.
+"""
+
+import enum
+from dataclasses import dataclass, field
+from typing import Final
+
+from bluetrace import wire
+from bluetrace.errors import FrameTooLargeError, ProtocolError
+from bluetrace.framing import FrameDecoder, _NeedData
+from bluetrace.messages import (
+    ErrorReply,
+    LoginReply,
+    LoginRequest,
+    LogoutReply,
+    LogoutRequest,
+    Message,
+    TempIDReply,
+    TempIDRequest,
+    TempIDWindow,
+    UploadReply,
+    UploadRequest,
+    encode,
+)
+from bluetrace.server_core import ServerCore
+from bluetrace.states import Event, Reply, State, transition
+from bluetrace.stores import CheckRecord
+from bluetrace.timefmt import format_timestamp
+from bluetrace.wire import ErrorCode, LoginStatus
+
+PRE_LOGIN_MAX_BODY = 2 * (1 + wire.MAX_TEXT_LEN)
+"""Before login only LOGIN is legal, so a stranger may not make us buffer more."""
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """Text for the server's terminal: the specification's lines, whole."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    """A diagnostic line for the server's log."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class NeedsCommit:
+    """Records were written: sync the stores this turn, then call
+    :meth:`ServerConnection.commit_done` with the result."""
+
+
+@dataclass(frozen=True, slots=True)
+class CloseConnection:
+    """Close the transport once the bytes already taken are sent."""
+
+
+ServerEvent = Output | Log | NeedsCommit | CloseConnection
+NEEDS_COMMIT: Final = NeedsCommit()
+CLOSE: Final = CloseConnection()
+
+
+class Closing(enum.Enum):
+    LINGER = "let the client close first"
+    ABORT = "close at once"
+
+
+_LOGIN_STATUS = {
+    Reply.LOGIN_OK: LoginStatus.OK,
+    Reply.LOGIN_UNKNOWN_USER: LoginStatus.UNKNOWN_USER,
+    Reply.LOGIN_WRONG_PASSWORD: LoginStatus.WRONG_PASSWORD,
+    Reply.LOGIN_BLOCKED_NOW: LoginStatus.BLOCKED_NOW,
+    Reply.LOGIN_BLOCKED: LoginStatus.BLOCKED,
+}
+TEMPID_NOT_RECORDED = ErrorReply(
+    ErrorCode.STORAGE, "the server could not record a TempID; try later"
+)
+CHECKS_NOT_RECORDED = ErrorReply(
+    ErrorCode.STORAGE, "the server could not record the contact check; upload again later"
+)
+
+
+@dataclass
+class _Upload:
+    """An upload between its first and its final chunk."""
+
+    started: str
+    count: int = 0
+    chunks: list[tuple[TempIDWindow, ...]] = field(default_factory=list)
+
+
+class _Checking:
+    """The final chunk has arrived: check the entries a slice per call,
+    building the terminal block and the records, told as one whole."""
+
+    def __init__(self, core: ServerCore, uploader: str, upload: _Upload) -> None:
+        self.core = core
+        self.uploader = uploader
+        self.upload = upload
+        self.shown: list[str] = [f"received contact log from {uploader}"]
+        self.checked: list[str] = ["Contact log checking"]
+        self.records: list[CheckRecord] = []
+        self._entries = (entry for chunk in upload.chunks for entry in chunk)
+
+    def step(self, budget: int) -> bool:
+        """Check up to ``budget`` entries; True once all are checked."""
+        lookup = self.core.tempids.get
+        started, uploader = self.upload.started, self.uploader
+        shown, checked, records = self.shown, self.checked, self.records
+        for entry in self._entries:
+            tempid, start, expiry = entry.fields_text()
+            shown += (f"{tempid},", f"{start},", f"{expiry};")
+            contact = lookup(tempid)
+            if contact is None:
+                checked.append(f"{tempid}: unknown TempID")
+            else:
+                checked += (f"{contact},", f"{start},", f"{tempid};")
+            records.append(CheckRecord(started, uploader, tempid, start, expiry, contact))
+            budget -= 1
+            if budget <= 0:
+                return False
+        return True
+
+    def text(self) -> str:
+        return "\n".join(self.shown + self.checked)
+
+
+@dataclass(slots=True)
+class _Held:
+    """A reply waiting for the group commit, and what to show when it goes."""
+
+    message: Message
+    durable: bool
+    output: str | None = None
+    failed: ErrorReply | None = None
+
+
+class ServerConnection:
+    """The server side of one C2S connection."""
+
+    def __init__(self, core: ServerCore, peer: str, now: float) -> None:
+        self.core = core
+        self.peer = peer
+        self.limits = core.limits
+        self.state = State.AWAITING_LOGIN
+        self.username: str | None = None
+        self._decoder = FrameDecoder(max_body=PRE_LOGIN_MAX_BODY)
+        self._out = bytearray()
+        self._events: list[ServerEvent] = []
+        self._held: list[_Held] | None = None
+        self._commit_asked = False
+        self._login_deadline: float | None = now + self.limits.login_timeout
+        self._closing: Closing | None = None
+        self._linger_deadline: float | None = None
+        self._peer_done = False
+        self._closed = False
+        self._upload: _Upload | None = None
+        self._discarded = 0
+        self._checking: _Checking | None = None
+        self._more_work = False
+
+    # -- what the host reads ------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        """CloseConnection has been given: the host closes, nothing more happens."""
+        return self._closed
+
+    def data_to_send(self) -> bytes:
+        data = bytes(self._out)
+        self._out.clear()
+        return data
+
+    def next_events(self) -> list[ServerEvent]:
+        events, self._events = self._events, []
+        return events
+
+    def get_timer(self) -> float | None:
+        """The next deadline at which :meth:`handle_timer` must be called."""
+        if self._closed:
+            return None
+        if self._closing is Closing.LINGER:
+            return self._linger_deadline
+        if self._closing is None and self.state is State.AWAITING_LOGIN:
+            return self._login_deadline
+        return None
+
+    def wants_input(self) -> bool:
+        """Whether the host should read more from the peer now. False while
+        work is left over from the last call, while replies wait for the
+        commit beyond the high-water mark, or once the connection is over
+        (except while lingering, when reading is how the peer's close is seen)."""
+        if self._closed:
+            return False
+        if self._closing is not None:
+            return self._closing is Closing.LINGER
+        held = len(self._held) if self._held is not None else 0
+        return (
+            not self._more_work
+            and self._checking is None
+            and held * 64 + len(self._out) < self.limits.output_high_water
+        )
+
+    def has_pending_work(self) -> bool:
+        """Input is buffered that the budget left for later: call
+        :meth:`continue_work` on the next loop turn."""
+        return not self._closed and self._closing is None and self._more_work
+
+    # -- what the host tells --------------------------------------------------
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Bytes from the peer; ``b""`` when the peer has closed its side."""
+        if self._closed:
+            return
+        if not data:
+            self._peer_done = True
+            if self._closing is None:
+                self._abandon("the client closed the connection")
+                self.state = State.CLOSED
+                self._closing = Closing.ABORT
+            self._maybe_close()
+            return
+        if self._closing is not None:
+            return  # the session is over: what arrives now is read and dropped
+        try:
+            self._decoder.feed(data)
+        except ProtocolError as exc:
+            self._broken(exc)
+            return
+        self._work(now)
+
+    def continue_work(self, now: float) -> None:
+        if self.has_pending_work():
+            self._work(now)
+
+    def handle_timer(self, now: float) -> None:
+        if self._closed:
+            return
+        if (
+            self._closing is Closing.LINGER
+            and self._linger_deadline is not None
+            and now >= self._linger_deadline
+        ):
+            self._linger_deadline = None
+            self._peer_done = True  # waited long enough for the client
+            self._maybe_close()
+            return
+        if (
+            self._closing is None
+            and self.state is State.AWAITING_LOGIN
+            and self._login_deadline is not None
+            and now >= self._login_deadline
+        ):
+            self._events.append(Log(f"{self.peer}: no login within the login timeout"))
+            self._apply(Event.LOGIN_TIMEOUT, now, "no login within the time allowed")
+
+    def commit_done(self, durable: bool) -> None:
+        """The group commit ended: send what waited for it, or in place of
+        each reply whose record is not on disk, a STORAGE error."""
+        held, self._held = self._held or [], None
+        self._commit_asked = False
+        for item in held:
+            if item.durable and not durable and item.failed is not None:
+                self._out += encode(item.failed)
+                continue
+            self._out += encode(item.message)
+            if item.output is not None:
+                self._events.append(Output(item.output))
+        self._maybe_close()
+
+    def connection_lost(self, reason: str) -> None:
+        """The transport failed (reset, error): drop what was in progress."""
+        if self._closed:
+            return
+        if self._closing is None:
+            self._abandon(f"connection lost: {reason}")
+            self._events.append(Log(f"{self.peer}: connection lost: {reason}"))
+        self.state = State.CLOSED
+        self._closed = True
+
+    def shut_down(self, now: float) -> None:
+        """The server is stopping: say so and close at once."""
+        if self._closed:
+            return
+        if self._closing is None:
+            self._apply(Event.SHUTDOWN, now, "the server is stopping")
+        self._closing = Closing.ABORT
+        self._peer_done = True
+        self._held = None  # the host has committed and released before this
+        self._maybe_close()
+
+    # -- the work loop --------------------------------------------------------
+    def _work(self, now: float) -> None:
+        budget = self.limits.frames_per_call
+        self._more_work = False
+        while self._closing is None:
+            if budget <= 0:
+                self._more_work = True
+                return
+            budget -= 1
+            if self._checking is not None:
+                # One slice of checking is a whole call's work.
+                if self._checking.step(self.limits.entries_per_call):
+                    self._finish_checking()
+                budget = 0
+                continue
+            try:
+                message = self._decoder.next_message()
+            except ProtocolError as exc:
+                self._broken(exc)
+                return
+            if isinstance(message, _NeedData):
+                return
+            self._handle(message, now)
+
+    def _handle(self, message: Message, now: float) -> None:
+        state = self.state
+        if isinstance(message, LoginRequest):
+            if state is State.AWAITING_LOGIN:
+                event = self.core.login(message.username, message.password, now)
+                self._login_attempt(event, message.username)
+                if event is Event.LOGIN_OK:
+                    self.username = message.username
+                self._apply(event, now)
+                return
+            self._apply(
+                Event.LOGIN_AGAIN if state is State.LOGGED_IN else Event.OTHER_REQUEST, now
+            )
+            return
+        if isinstance(message, TempIDRequest | LogoutRequest):
+            if state is State.AWAITING_LOGIN:
+                self._apply(Event.REQUEST_BEFORE_LOGIN, now)
+            elif state is State.LOGGED_IN:
+                self._apply(
+                    Event.TEMPID_REQUEST if isinstance(message, TempIDRequest) else Event.LOGOUT,
+                    now,
+                )
+            else:
+                self._apply(Event.OTHER_REQUEST, now)
+            return
+        if isinstance(message, UploadRequest):
+            self._upload_chunk(message, now)
+            return
+        self._apply(Event.REPLY_TYPE, now, f"a client may not send {message.TYPE.name}")
+
+    def _upload_chunk(self, chunk: UploadRequest, now: float) -> None:
+        state = self.state
+        if state is State.AWAITING_LOGIN:
+            self._apply(Event.REQUEST_BEFORE_LOGIN, now)
+            return
+        if state is State.LOGGED_IN:
+            self._upload = _Upload(format_timestamp(self.core.clock.wall()))
+            self._discarded = 0
+            state = State.UPLOADING
+            event = Event.UPLOAD_FINAL if chunk.final else Event.UPLOAD_MORE
+        elif state is State.DISCARDING:
+            event = Event.UPLOAD_FINAL if chunk.final else Event.UPLOAD_MORE
+        else:
+            event = Event.UPLOAD_MORE_WITHIN if not chunk.final else Event.UPLOAD_FINAL_WITHIN
+        upload = self._upload
+        if state is State.UPLOADING and upload is not None:
+            if upload.count + len(chunk.entries) > self.limits.max_upload_entries:
+                event = Event.UPLOAD_FINAL_PAST if chunk.final else Event.UPLOAD_MORE_PAST
+                self._discarded = upload.count
+                self._upload = None
+            else:
+                upload.count += len(chunk.entries)
+                upload.chunks.append(chunk.entries)
+        if self._upload is None:
+            self._discarded += len(chunk.entries)
+        self._apply(event, now)
+
+    # -- the table --------------------------------------------------------------
+    def _apply(self, event: Event, now: float, why: str = "") -> None:
+        """Move along the state table and send the row's reply."""
+        row = transition(self.state, event)
+        self.state = row.next
+        self._reply(row.reply, why)
+        if row.next is State.CLOSED:
+            self._begin_closing(
+                Closing.ABORT if event in (Event.SHUTDOWN,) else Closing.LINGER, now
+            )
+        elif row.next is not State.AWAITING_LOGIN:
+            self._login_deadline = None
+            self._decoder.max_body = wire.MAX_FRAME_BODY
+
+    def _reply(self, reply: Reply, why: str) -> None:
+        status = _LOGIN_STATUS.get(reply)
+        if status is not None:
+            self._send(LoginReply(status))
+        elif reply is Reply.TEMPID:
+            self._issue_tempid()
+        elif reply is Reply.UPLOAD:
+            if self._upload is None or self.username is None:
+                raise RuntimeError("an upload reply with no upload in progress")
+            self._checking = _Checking(self.core, self.username, self._upload)
+            self._upload = None
+        elif reply is Reply.LOGOUT:
+            self._send(LogoutReply(), output=f"{self.username} logout")
+        elif reply in (Reply.NONE, Reply.DISCARD):
+            if reply is Reply.DISCARD:
+                self._events.append(
+                    Log(
+                        f"upload from {self.username} passed "
+                        f"{self.limits.max_upload_entries:,} entries; discarding it"
+                    )
+                )
+        else:
+            code, text = self._error_for(reply, why)
+            self._send(ErrorReply(code, text))
+
+    def _error_for(self, reply: Reply, why: str) -> tuple[ErrorCode, str]:
+        limit = self.limits.max_upload_entries
+        if reply is Reply.NOT_LOGGED_IN:
+            return ErrorCode.NOT_LOGGED_IN, "log in first"
+        if reply is Reply.ALREADY_LOGGED_IN:
+            return ErrorCode.ALREADY_LOGGED_IN, "already logged in"
+        if reply is Reply.TIMEOUT:
+            return ErrorCode.TIMEOUT, why
+        if reply in (Reply.TOO_LARGE_DISCARDED, Reply.TOO_LARGE_UPLOAD) and not why:
+            count = self._discarded
+            self._discarded = 0
+            return (
+                ErrorCode.TOO_LARGE,
+                f"an upload may hold at most {limit:,} entries; this one had {count:,} "
+                "and was discarded",
+            )
+        if reply is Reply.UNEXPECTED_DISCARDED:
+            dropped = self._upload.count if self._upload is not None else 0
+            self._upload = None
+            return (
+                ErrorCode.UNEXPECTED,
+                f"upload interrupted by another request; {dropped:,} entries dropped",
+            )
+        if reply is Reply.UNEXPECTED_REQUEST and not why:
+            self._discarded = 0
+            return ErrorCode.UNEXPECTED, "upload interrupted by another request; it was discarded"
+        if reply is Reply.UNEXPECTED_REQUEST:
+            return ErrorCode.UNEXPECTED, why
+        if reply is Reply.MALFORMED:
+            return ErrorCode.MALFORMED, why
+        if reply is Reply.TOO_LARGE_UPLOAD:
+            return ErrorCode.TOO_LARGE, why
+        return ErrorCode.SHUTTING_DOWN, why
+
+    # -- replies that wait for the disk ----------------------------------------
+    def _issue_tempid(self) -> None:
+        username = self.username or ""
+        try:
+            window = self.core.issue_tempid(username)
+        except OSError as exc:
+            self._events.append(
+                Log(f"cannot record a TempID for {username}: {exc.strerror or exc}")
+            )
+            self._send(TEMPID_NOT_RECORDED)
+            return
+        self._send(
+            TempIDReply(window),
+            durable=True,
+            output=f"user: {username}\nTempID: {window.tempid}",
+            failed=TEMPID_NOT_RECORDED,
+        )
+
+    def _finish_checking(self) -> None:
+        checking, self._checking = self._checking, None
+        if checking is None:
+            return
+        try:
+            self.core.record_checks(checking.records)
+        except OSError as exc:
+            self._events.append(
+                Log(
+                    f"cannot record the contact check from {checking.uploader}: "
+                    f"{exc.strerror or exc}"
+                )
+            )
+            self._send(CHECKS_NOT_RECORDED)
+            return
+        self._send(
+            UploadReply(checking.upload.count),
+            durable=True,
+            output=checking.text(),
+            failed=CHECKS_NOT_RECORDED,
+        )
+
+    def _send(
+        self,
+        message: Message,
+        *,
+        durable: bool = False,
+        output: str | None = None,
+        failed: ErrorReply | None = None,
+    ) -> None:
+        """Queue a reply; behind any reply that waits for the commit, so that
+        a connection's replies keep their order."""
+        if durable or self._held is not None:
+            if self._held is None:
+                self._held = []
+            self._held.append(_Held(message, durable, output, failed))
+            if durable and not self._commit_asked:
+                self._commit_asked = True
+                self._events.append(NEEDS_COMMIT)
+            return
+        self._out += encode(message)
+        if output is not None:
+            self._events.append(Output(output))
+
+    # -- endings ----------------------------------------------------------------
+    def _broken(self, exc: ProtocolError) -> None:
+        """The peer broke framing: explain once and close at once."""
+        self._abandon(f"broken frame: {exc}")
+        self._events.append(Log(f"{self.peer}: {exc}"))
+        code = ErrorCode.TOO_LARGE if isinstance(exc, FrameTooLargeError) else ErrorCode.MALFORMED
+        event = Event.OVERSIZED if code is ErrorCode.TOO_LARGE else Event.MALFORMED
+        row = transition(self.state, event)
+        self.state = row.next
+        self._send(ErrorReply(code, str(exc)[:200]))
+        self._closing = Closing.ABORT
+        self._peer_done = True
+        self._maybe_close()
+
+    def _begin_closing(self, how: Closing, now: float) -> None:
+        self._closing = how
+        if how is Closing.LINGER:
+            self._linger_deadline = now + self.limits.linger
+        else:
+            self._peer_done = True
+        self._maybe_close()
+
+    def _maybe_close(self) -> None:
+        if (
+            not self._closed
+            and self._closing is not None
+            and self._peer_done
+            and self._held is None
+            and self._checking is None
+        ):
+            self._closed = True
+            self._events.append(CLOSE)
+
+    def _abandon(self, why: str) -> None:
+        """Drop an unfinished upload: nothing of it is recorded."""
+        dropped = self._upload.count if self._upload is not None else 0
+        if self._checking is not None:
+            dropped = self._checking.upload.count
+        if self._upload is not None or self._checking is not None:
+            self._events.append(
+                Log(
+                    f"upload from {self.username} abandoned after {dropped:,} entries; "
+                    f"nothing recorded ({why})"
+                )
+            )
+        self._upload = None
+        self._checking = None
+
+    def _login_attempt(self, event: Event, username: str) -> None:
+        peer = self.peer
+        if event is Event.LOGIN_OK:
+            self._events.append(Log(f"{username} login ({peer})"))
+        elif event is Event.LOGIN_BLOCKED:
+            self._events.append(Log(f"{username}: login refused, blocked ({peer})"))
+        elif event is Event.LOGIN_BLOCKS:
+            self._events.append(Log(f"{username}: third failed login, blocked ({peer})"))
+        elif event is Event.LOGIN_WRONG_PASSWORD:
+            count = self.core.guard.failures(username)
+            self._events.append(Log(f"{username}: failed login {count} ({peer})"))

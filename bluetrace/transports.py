@@ -1,0 +1,333 @@
+"""Sockets and the terminal as the loop sees them: bytes in, bytes out.
+
+A :class:`Stream` is a non-blocking TCP connection with an output queue, a
+:class:`DatagramEndpoint` a UDP socket, a :class:`LineReader` the phone's
+piped standard input, and :func:`connect` opens a TCP connection without
+blocking the loop. Protocol rules live in the sans-I/O objects; these only
+move bytes, and report a close on the next loop turn so that a close never
+re-enters the code that caused it.
+"""
+
+import contextlib
+import errno
+import os
+import socket
+from collections import deque
+from collections.abc import Callable
+
+from bluetrace.reactor import Handle, Reactor
+
+RECV_SIZE = 64 * 1024
+HIGH_WATER = 1024 * 1024
+"""Queued output above which a stream stops reading from its peer: a peer that
+sends requests but never reads replies cannot make us buffer without bound."""
+DATAGRAMS_PER_WAKEUP = 256
+MAX_DATAGRAM = 65535
+
+
+class Stream:
+    """A non-blocking TCP connection.
+
+    ``write`` sends at once and queues only what the kernel did not take;
+    the writer callback is set only while something is queued, so the loop
+    never spins on an idle writable socket.
+    """
+
+    def __init__(
+        self,
+        reactor: Reactor,
+        sock: socket.socket,
+        on_data: Callable[[bytes], None],
+        on_close: Callable[[OSError | None], None],
+    ) -> None:
+        self.reactor = reactor
+        self.sock = sock
+        self.on_data = on_data
+        self.on_close = on_close
+        self.closed = False
+        self._queue: deque[memoryview] = deque()
+        self._queued = 0
+        self._close_when_flushed = False
+        self._want_read = True
+        self._reading = False
+        sock.setblocking(False)
+        self._update()
+
+    @property
+    def queued(self) -> int:
+        """Bytes written but not yet taken by the kernel."""
+        return self._queued
+
+    def write(self, data: bytes) -> None:
+        if self.closed or self._close_when_flushed or not data:
+            return
+        view = memoryview(data)
+        if not self._queue:
+            try:
+                view = view[self.sock.send(view) :]
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as exc:
+                self.close(exc)
+                return
+        if view:
+            self._queue.append(view)
+            self._queued += len(view)
+            self._update()
+
+    def set_reading(self, wanted: bool) -> None:
+        """Take bytes from the peer or not (its owner decides: budget, backlog)."""
+        if wanted != self._want_read:
+            self._want_read = wanted
+            self._update()
+
+    def close_when_flushed(self) -> None:
+        """Stop reading, send what is queued, then close."""
+        if self.closed:
+            return
+        self._close_when_flushed = True
+        if not self._queue:
+            self.close()
+        else:
+            self._update()
+
+    def close(self, error: OSError | None = None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.reactor.forget(self.sock)
+        self.sock.close()
+        self._queue.clear()
+        self._queued = 0
+        self.reactor.call_soon(lambda: self.on_close(error))
+
+    def _update(self) -> None:
+        if self.closed:
+            return
+        reading = self._want_read and not self._close_when_flushed and self._queued < HIGH_WATER
+        if reading != self._reading:
+            self._reading = reading
+            if reading:
+                self.reactor.add_reader(self.sock, self._on_readable)
+            else:
+                self.reactor.remove_reader(self.sock)
+        if self._queue:
+            self.reactor.add_writer(self.sock, self._on_writable)
+        else:
+            self.reactor.remove_writer(self.sock)
+
+    def _on_readable(self) -> None:
+        if self.closed:
+            return
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.close(exc)
+            return
+        if not data:
+            self.close()
+            return
+        self.on_data(data)
+
+    def _on_writable(self) -> None:
+        while self._queue and not self.closed:
+            head = self._queue[0]
+            try:
+                sent = self.sock.send(head)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                self.close(exc)
+                return
+            self._queued -= sent
+            if sent < len(head):
+                self._queue[0] = head[sent:]
+                break
+            self._queue.popleft()
+        if self.closed:
+            return
+        if not self._queue and self._close_when_flushed:
+            self.close()
+        else:
+            self._update()
+
+
+def connect(
+    reactor: Reactor,
+    address: tuple[str, int],
+    on_connected: Callable[[socket.socket], None],
+    on_failed: Callable[[str], None],
+    *,
+    timeout: float,
+) -> Callable[[], None]:
+    """Open a TCP connection to an IPv4 ``address`` without blocking the loop.
+    Returns a function that abandons the attempt."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    done = False
+    timer: Handle | None = None
+
+    def finish() -> None:
+        nonlocal done
+        done = True
+        reactor.forget(sock)
+        if timer is not None:
+            timer.cancel()
+
+    def fail(reason: str) -> None:
+        if done:
+            return
+        finish()
+        sock.close()
+        on_failed(reason)
+
+    def writable() -> None:
+        if done:
+            return
+        error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if error:
+            fail(os.strerror(error))
+            return
+        finish()
+        on_connected(sock)
+
+    try:
+        code = sock.connect_ex(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        reactor.call_soon(lambda: fail(reason))
+        return lambda: fail("abandoned")
+    if code not in (0, errno.EINPROGRESS):
+        reason = os.strerror(code)
+        reactor.call_soon(lambda: fail(reason))
+        return lambda: fail("abandoned")
+    reactor.add_writer(sock, writable)
+    timer = reactor.call_later(timeout, lambda: fail(f"no answer within {timeout:g} seconds"))
+    return lambda: fail("abandoned")
+
+
+class DatagramEndpoint:
+    """A UDP socket whose datagrams go to ``on_datagram``.
+
+    An ICMP "port unreachable" from an earlier send shows up as an error on a
+    later receive; it is reported to ``on_error`` and the socket lives on.
+    At most DATAGRAMS_PER_WAKEUP datagrams are taken per turn, so a flood
+    cannot starve the terminal or the server connection.
+    """
+
+    def __init__(
+        self,
+        reactor: Reactor,
+        sock: socket.socket,
+        on_datagram: Callable[[bytes, tuple[str, int]], None],
+        on_error: Callable[[OSError], None],
+    ) -> None:
+        self.reactor = reactor
+        self.sock = sock
+        self.on_datagram = on_datagram
+        self.on_error = on_error
+        sock.setblocking(False)
+        reactor.add_reader(sock, self._on_readable)
+
+    def _on_readable(self) -> None:
+        for _ in range(DATAGRAMS_PER_WAKEUP):
+            try:
+                data, address = self.sock.recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self.on_error(exc)
+                return
+            self.on_datagram(data, (str(address[0]), int(address[1])))
+
+    def send(self, data: bytes, address: tuple[str, int]) -> None:
+        """Send one datagram; OSError (unreachable, no route) is the caller's."""
+        self.sock.sendto(data, address)
+
+    def close(self) -> None:
+        self.reactor.forget(self.sock)
+        self.sock.close()
+
+
+class LineReader:
+    """Lines from a file descriptor (piped stdin), read with ``os.read``.
+
+    Buffered ``readline`` would hide data from select. Where the selector
+    refuses the descriptor (epoll and a regular file or /dev/null), the
+    reader falls back to reading on the next turn, which a file always
+    satisfies at once, so a phone with such a stdin still runs its loop.
+    A line longer than MAX_LINE is cut, so a stream with no newline cannot
+    grow the buffer without bound.
+    """
+
+    MAX_LINE = 64 * 1024
+
+    def __init__(
+        self,
+        reactor: Reactor,
+        fd: int,
+        on_line: Callable[[str], None],
+        on_eof: Callable[[], None],
+    ) -> None:
+        self.reactor = reactor
+        self.fd = fd
+        self.on_line = on_line
+        self.on_eof = on_eof
+        self._buffer = b""
+        self._done = False
+        self._polled = False
+        try:
+            reactor.add_reader(fd, self._on_readable)
+        except PermissionError:
+            self._polled = True
+            reactor.call_soon(self._poll)
+        except OSError as exc:
+            if exc.errno != errno.EPERM:
+                raise
+            self._polled = True
+            reactor.call_soon(self._poll)
+
+    def _poll(self) -> None:
+        self._on_readable()
+        if not self._done:
+            self.reactor.call_soon(self._poll)
+
+    def _on_readable(self) -> None:
+        if self._done:
+            return
+        try:
+            data = os.read(self.fd, 65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._finish()
+            return
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        if len(self._buffer) > self.MAX_LINE:
+            lines.append(self._buffer[: self.MAX_LINE])
+            self._buffer = b""
+        for line in lines:
+            if self._done:
+                return
+            self.on_line(line.rstrip(b"\r").decode("utf-8", errors="replace"))
+
+    def _finish(self) -> None:
+        if self._buffer and not self._done:
+            line, self._buffer = self._buffer, b""
+            self.on_line(line.rstrip(b"\r").decode("utf-8", errors="replace"))
+        if not self._done:
+            self.close()
+            self.on_eof()
+
+    def close(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        if not self._polled:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self.reactor.forget(self.fd)
