@@ -9,23 +9,22 @@ header plus ``max_body`` bytes stay buffered.
 
 from typing import Final
 
-from construct import ConstructError
-
-from bluetrace import wire
+from bluetrace import fastcodec, wire
 from bluetrace.errors import FrameTooLargeError, RemoteProtocolError
-from bluetrace.messages import Message, _reason, decode
-
-_KNOWN_TYPES = frozenset(int(kind) for kind in wire.MessageType)
-"""The header is peeked at directly (it is on every frame's path); the whole
-frame, header included, is then parsed by the construct definition."""
+from bluetrace.messages import Message, decode_body
 
 
-class _NeedData:
+class NeedData:
+    """The type of :data:`NEED_DATA`: no whole message is buffered yet."""
+
     def __repr__(self) -> str:
         return "NEED_DATA"
 
 
-NEED_DATA: Final = _NeedData()
+_NeedData = NeedData
+"""The earlier, private name of :class:`NeedData`, kept for its importers."""
+
+NEED_DATA: Final = NeedData()
 
 
 class FrameDecoder:
@@ -51,39 +50,34 @@ class FrameDecoder:
             raise self._error
         self._buffer += data
 
-    def next_message(self) -> Message | _NeedData:
+    def next_message(self) -> Message | NeedData:
         """The next whole message, or NEED_DATA until more bytes arrive."""
         if self._error is not None:
             raise self._error
-        if len(self._buffer) < wire.FRAME_HEADER_LEN:
+        buffer = self._buffer
+        if len(buffer) < wire.FRAME_HEADER_LEN:
             return NEED_DATA
         try:
-            buffer = self._buffer
-            if buffer[0] != wire.FRAME_VERSION or buffer[1] not in _KNOWN_TYPES:
-                # Let the construct definition say exactly what is wrong.
-                wire.FrameHeader.parse(bytes(buffer[: wire.FRAME_HEADER_LEN]))
-            length = int.from_bytes(buffer[2 : wire.FRAME_HEADER_LEN], "big")
+            kind, length = fastcodec.read_header(buffer)
             if length > self.max_body:
                 raise FrameTooLargeError(
                     f"frame body of {length} bytes exceeds the limit of {self.max_body}"
                 )
             end = wire.FRAME_HEADER_LEN + length
-            if len(self._buffer) < end:
+            if len(buffer) < end:
                 return NEED_DATA
-            frame = bytes(self._buffer[:end])
-            del self._buffer[:end]
-            return decode(frame)
-        except ConstructError as exc:
-            self._error = RemoteProtocolError(_reason(exc))
+            body = bytes(buffer[wire.FRAME_HEADER_LEN : end])
+            del buffer[:end]
+            return decode_body(kind, body)
         except RemoteProtocolError as exc:
             self._error = exc
-        self._buffer.clear()
+        buffer.clear()
         raise self._error
 
     def messages(self, data: bytes) -> list[Message]:
         """Feed ``data`` and return every message it completes."""
         self.feed(data)
         found: list[Message] = []
-        while not isinstance(message := self.next_message(), _NeedData):
+        while not isinstance(message := self.next_message(), NeedData):
             found.append(message)
         return found

@@ -1,21 +1,25 @@
 """Typed messages and the only functions that turn them into bytes and back.
 
 Messages are small frozen dataclasses that validate in ``__post_init__`` (as
-h11's events do), so an invalid message cannot be built, and any construct
-failure is reported as a :class:`~bluetrace.errors.ProtocolError` with the
-reason in one line.
+h11's events do), so an invalid message cannot be built, and any failure is
+reported as a :class:`~bluetrace.errors.ProtocolError` whose text is one
+sentence for people.
+
+The fixed-size parts (beacon, window, upload entries, header) go through
+:mod:`bluetrace.fastcodec`, derived from and held to the construct
+definitions; anything the fast path does not accept is handed to construct,
+which decides and explains.
 """
 
-import struct
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar, cast
 
 from construct import ConstructError, Container
 
-from bluetrace import wire
+from bluetrace import fastcodec, wire
 from bluetrace.errors import LocalProtocolError, RemoteProtocolError
-from bluetrace.timefmt import format_timestamp
+from bluetrace.timefmt import format_timestamp, is_timestamp_text, shown, timestamp_from_text
 from bluetrace.wire import ErrorCode, LoginStatus, MessageType
 
 
@@ -25,41 +29,99 @@ def _check_body(message: "Message") -> None:
     try:
         wire.BODIES[message.TYPE].build(_body_fields(message))
     except ConstructError as exc:
-        raise LocalProtocolError(_reason(exc)) from None
+        raise LocalProtocolError(
+            wire.describe_error(exc, f"the {message.TYPE.name} body")
+        ) from None
 
 
-def _reason(exc: ConstructError | struct.error) -> str:
-    """One line from construct's two (``Error in path (parsing) -> field``,
-    then the message): the message first, the field after it."""
-    lines = str(exc).strip().splitlines()
-    head = lines[0] if lines else ""
-    message = " ".join(line.strip() for line in lines[1:]) or type(exc).__name__
-    _, _, field = head.partition(" -> ")
-    return f"{message} (field {field})" if field else message
+def _reason(exc: ConstructError) -> str:
+    """One sentence for a construct error met while reading a frame (kept
+    for callers of the earlier API; :func:`wire.describe_error` is the rule)."""
+    return wire.describe_error(exc, "the frame")
 
 
-@dataclass(frozen=True, slots=True)
 class TempIDWindow:
     """A TempID with the inclusive window in which it is valid.
 
     The same 58 bytes are a contact-log entry, the body of a TempID grant and
-    the first part of a beacon.
+    the first part of a beacon. Compared by value and read-only (every public
+    attribute is a property), like the frozen dataclass it replaces; the
+    underscored slots are private, set only here and in :func:`_window`,
+    which is what keeps building one cheap.
+
+    ``TempIDWindow(tempid, start, expiry)`` with datetimes validates them.
+    Windows read from the wire (or a file, :meth:`from_text`) keep the
+    timestamp texts and make the ``start``/``expiry`` datetimes only when
+    asked, since most readers only show or store the text and building two
+    datetimes cost more than all the rest of reading a beacon.
     """
 
-    tempid: str
-    start: datetime
-    expiry: datetime
+    __slots__ = ("_expiry", "_expiry_text", "_start", "_start_text", "_tempid")
+    __match_args__ = ("tempid", "start", "expiry")
 
-    def __post_init__(self) -> None:
-        # Checked directly rather than by building: upload decoding makes
-        # thousands of these and must not pay for construct twice.
-        if not wire.is_tempid(self.tempid):
-            raise LocalProtocolError(f"TempID is not 20 decimal digits: {self.tempid!r}")
-        if not (wire.is_timestamp(self.start) and wire.is_timestamp(self.expiry)):
-            raise LocalProtocolError("start and expiry must be whole-second naive datetimes")
+    _tempid: str
+    _start_text: str
+    _expiry_text: str
+    _start: datetime | None
+    _expiry: datetime | None
+
+    def __init__(self, tempid: str, start: datetime, expiry: datetime) -> None:
+        if not wire.is_tempid(tempid):
+            raise LocalProtocolError("TempID is not 20 decimal digits")
+        if not (wire.is_timestamp(start) and wire.is_timestamp(expiry)):
+            raise LocalProtocolError(
+                "start and expiry must be whole-second datetimes without a time zone"
+            )
+        self._tempid = tempid
+        self._start = start
+        self._expiry = expiry
+        self._start_text = format_timestamp(start)
+        self._expiry_text = format_timestamp(expiry)
+
+    @classmethod
+    def from_text(cls, tempid: str, start: str, expiry: str) -> "TempIDWindow":
+        """A window from its texts as the wire and the files hold them;
+        LocalProtocolError (with the reason) if they are not a valid one."""
+        if not wire.is_tempid(tempid):
+            raise LocalProtocolError("TempID is not 20 decimal digits")
+        for name, text in (("start", start), ("expiry", expiry)):
+            if not (isinstance(text, str) and is_timestamp_text(text)):
+                shown_text = shown(text) if isinstance(text, str) else "not text"
+                raise LocalProtocolError(
+                    f"{name} is not a real DD/MM/YYYY HH:MM:SS time: {shown_text}"
+                )
+        return _window(tempid, start, expiry)
+
+    @property
+    def tempid(self) -> str:
+        return self._tempid
+
+    @property
+    def start(self) -> datetime:
+        """First valid second."""
+        moment = self._start
+        if moment is None:
+            moment = self._start = timestamp_from_text(self._start_text)
+        return moment
+
+    @property
+    def expiry(self) -> datetime:
+        """Last valid second."""
+        moment = self._expiry
+        if moment is None:
+            moment = self._expiry = timestamp_from_text(self._expiry_text)
+        return moment
+
+    @property
+    def start_text(self) -> str:
+        return self._start_text
+
+    @property
+    def expiry_text(self) -> str:
+        return self._expiry_text
 
     def _fields(self) -> dict[str, Any]:
-        return {"tempid": self.tempid, "start": self.start, "expiry": self.expiry}
+        return {"tempid": self._tempid, "start": self.start, "expiry": self.expiry}
 
     def contains(self, moment: datetime) -> bool:
         """The specification's validity test: start <= now <= expiry."""
@@ -67,11 +129,50 @@ class TempIDWindow:
 
     def fields_text(self) -> tuple[str, str, str]:
         """TempID, start and expiry as they are shown and stored."""
-        return self.tempid, format_timestamp(self.start), format_timestamp(self.expiry)
+        return self._tempid, self._start_text, self._expiry_text
+
+    def wire_text(self) -> str:
+        """The 58 characters of the window on the wire (ASCII)."""
+        return self._tempid + self._start_text + self._expiry_text
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TempIDWindow):
+            return NotImplemented
+        # The 19-character text is one-to-one with a whole-second datetime.
+        return (
+            self._tempid == other._tempid
+            and self._start_text == other._start_text
+            and self._expiry_text == other._expiry_text
+        )
+
+    def __hash__(self) -> int:
+        return hash((self._tempid, self._start_text, self._expiry_text))
+
+    def __repr__(self) -> str:
+        return (
+            f"TempIDWindow(tempid={self._tempid!r}, start={self.start!r}, expiry={self.expiry!r})"
+        )
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str, str]]:
+        return _window, (self._tempid, self._start_text, self._expiry_text)
 
     @classmethod
     def _from(cls, container: Any) -> "TempIDWindow":
-        return _trusted(cls, container.tempid, container.start, container.expiry)
+        return cls(container.tempid, container.start, container.expiry)
+
+
+_new = object.__new__
+
+
+def _window(tempid: str, start: str, expiry: str) -> TempIDWindow:
+    """A window from texts the fast codec has just checked: no second check."""
+    window: TempIDWindow = _new(TempIDWindow)
+    window._tempid = tempid
+    window._start_text = start
+    window._expiry_text = expiry
+    window._start = None
+    window._expiry = None
+    return window
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,35 +322,101 @@ def _message_from(kind: MessageType, body: Container) -> Message:
 
 def encode(message: Message) -> bytes:
     """The whole frame (header and body) for ``message``."""
-    if type(message) in _CONSTANT_TYPES:
+    kind = type(message)
+    if kind in _CONSTANT_TYPES:
         return _CONSTANT_FRAMES[message]
+    if kind is UploadRequest:
+        upload = cast(UploadRequest, message)
+        entries = upload.entries
+        text = "".join([entry.wire_text() for entry in entries]).encode("ascii")
+        body = fastcodec.upload_body(upload.final, len(entries), text)
+        return fastcodec.header(MessageType.UPLOAD, len(body)) + body
+    if kind is TempIDReply:
+        window = cast(TempIDReply, message).window
+        return _TEMPID_REPLY_HEADER + window.wire_text().encode("ascii")
     return _build(message)
 
 
 def _build(message: Message) -> bytes:
+    """The frame by construct (the reference the fast branches are held to)."""
     try:
         data: bytes = wire.Frame.build({"type": message.TYPE, "body": _body_fields(message)})
     except ConstructError as exc:
-        raise LocalProtocolError(_reason(exc)) from None
+        raise LocalProtocolError(
+            wire.describe_error(exc, f"the {message.TYPE.name} body")
+        ) from None
     return data
 
 
 def decode(frame: bytes) -> Message:
-    """Parse exactly one whole frame; anything wrong is a RemoteProtocolError."""
+    """Parse exactly one whole frame; anything wrong is a RemoteProtocolError
+    whose text says what, in one sentence."""
     constant = _CONSTANT_BY_FRAME.get(frame)
     if constant is not None:
         return constant
-    if _is_exact_upload(frame):
+    if len(frame) < fastcodec.HEADER_LEN:
+        raise RemoteProtocolError(
+            f"a frame starts with a {fastcodec.HEADER_LEN}-byte header, not {len(frame)} bytes"
+        )
+    kind, length = fastcodec.read_header(frame)
+    present = len(frame) - fastcodec.HEADER_LEN
+    if length != present:
+        if length > present:
+            raise RemoteProtocolError(
+                f"the {kind.name} frame ends after {present} of its {length} body bytes"
+            )
+        extra = present - length
+        raise RemoteProtocolError(
+            f"the {kind.name} frame has {extra} byte{'s' if extra > 1 else ''} "
+            f"after its {length}-byte body"
+        )
+    return decode_body(kind, frame[fastcodec.HEADER_LEN :])
+
+
+def decode_body(kind: MessageType, body: bytes) -> Message:
+    """The message of type ``kind`` whose body is exactly ``body`` (for a
+    receiver that has already read and checked the header)."""
+    if type(kind) is not MessageType:
         try:
-            body = wire.UploadBodyCompiled.parse(frame[wire.FRAME_HEADER_LEN :])
-        except (ConstructError, struct.error) as exc:
-            raise RemoteProtocolError(_reason(exc)) from None
-        return _message_from(MessageType.UPLOAD, body)
+            kind = MessageType(kind)
+        except ValueError:
+            raise RemoteProtocolError(f"unknown message type {kind:#04x}") from None
+    constant = _CONSTANT_BY_BODY.get((kind, body))
+    if constant is not None:
+        return constant
+    if kind is MessageType.UPLOAD:
+        parsed = fastcodec.upload_fields(body)
+        if parsed is not None:
+            final, found = parsed
+            return _trusted(UploadRequest, tuple([_window(t, s, e) for t, s, e in found]), final)
+    elif kind is MessageType.TEMPID_REPLY:
+        fields = fastcodec.window_fields(body)
+        if fields is not None:
+            return _trusted(TempIDReply, _window(*fields))
     try:
-        parsed = wire.Frame.parse(frame)
+        parsed_body = wire.BODIES[kind].parse(body)
     except ConstructError as exc:
-        raise RemoteProtocolError(_reason(exc)) from None
-    return _message_from(parsed.type, parsed.body)
+        raise RemoteProtocolError(_body_reason(kind, body, exc)) from None
+    return _message_from(kind, parsed_body)
+
+
+def _body_reason(kind: MessageType, body: bytes, exc: ConstructError) -> str:
+    """The sentence for a body construct refused; for an upload entry, which
+    entry (numbered from 1) and why."""
+    what = f"the {kind.name} body"
+    path = str(getattr(exc, "path", "") or "")
+    if kind is MessageType.UPLOAD and "entries" in path:
+        size = fastcodec.WINDOW_LEN
+        count = int.from_bytes(body[1:3], "big")
+        if len(body) < 3 + count * size:
+            whole = (len(body) - 3) // size
+            return f"the UPLOAD body ends after {whole} of its {count} entries"
+        for index in range((len(body) - 3) // size):
+            try:
+                wire.Window.parse(body[3 + index * size : 3 + (index + 1) * size])
+            except ConstructError as entry_exc:
+                return f"entry {index + 1}: {wire.describe_error(entry_exc, 'the entry')}"
+    return wire.describe_error(exc, what)
 
 
 _CONSTANT_TYPES = (LoginReply, TempIDRequest, LogoutRequest, LogoutReply)
@@ -265,39 +432,33 @@ _CONSTANT_FRAMES: dict[Message, bytes] = {
 _CONSTANT_BY_FRAME: dict[bytes, Message] = {
     frame: message for message, frame in _CONSTANT_FRAMES.items()
 }
+_CONSTANT_BY_BODY: dict[tuple[MessageType, bytes], Message] = {
+    (message.TYPE, frame[wire.FRAME_HEADER_LEN :]): message
+    for message, frame in _CONSTANT_FRAMES.items()
+}
 """Messages with no free field, built once by construct: encoding one is then
 a lookup, and so is decoding its exact bytes (round-trip tests hold both
 directions to the construct definitions)."""
-
-
-def _is_exact_upload(frame: bytes) -> bool:
-    """An UPLOAD frame whose sizes all agree (header length, entry count and
-    bytes present): the only input the compiled parser is trusted with."""
-    if len(frame) < wire.FRAME_HEADER_LEN + 3 or frame[0] != wire.FRAME_VERSION:
-        return False
-    if frame[1] != MessageType.UPLOAD:
-        return False
-    body_len = len(frame) - wire.FRAME_HEADER_LEN
-    count = int.from_bytes(frame[7:9], "big")
-    return (
-        int.from_bytes(frame[2:6], "big") == body_len
-        and count <= wire.MAX_UPLOAD_CHUNK
-        and body_len == 3 + count * wire.WINDOW_LEN
-    )
+_TEMPID_REPLY_HEADER = fastcodec.header(MessageType.TEMPID_REPLY, fastcodec.WINDOW_LEN)
 
 
 def encode_beacon(window: TempIDWindow) -> bytes:
-    """The 59-byte datagram a peripheral device sends."""
-    data: bytes = wire.Beacon.build({**window._fields(), "version": wire.BEACON_VERSION})
-    return data
+    """The 59-byte datagram a peripheral device sends (version byte 0x01)."""
+    if not isinstance(window, TempIDWindow):
+        raise LocalProtocolError("a beacon carries a TempIDWindow")
+    return fastcodec.beacon_bytes(*window.fields_text())
 
 
 def decode_beacon(datagram: bytes) -> TempIDWindow:
-    """Parse a received datagram; anything but a valid beacon raises."""
+    """Parse a received datagram; anything but a well-formed beacon raises
+    RemoteProtocolError with one sentence saying why."""
+    fields = fastcodec.beacon_fields(datagram)
+    if fields is not None:
+        return _window(*fields)
     if len(datagram) != wire.BEACON_LEN:
         raise RemoteProtocolError(f"a beacon is {wire.BEACON_LEN} bytes, not {len(datagram)}")
     try:
-        parsed = wire.BeaconCompiled.parse(datagram)
-    except (ConstructError, struct.error) as exc:
-        raise RemoteProtocolError(_reason(exc)) from None
-    return TempIDWindow._from(parsed)
+        parsed = wire.Beacon.parse(datagram)
+    except ConstructError as exc:
+        raise RemoteProtocolError(wire.describe_error(exc, "the beacon")) from None
+    return TempIDWindow._from(parsed)  # pragma: no cover (the fast path accepts all of these)

@@ -4,50 +4,120 @@ Readers accept LF or CRLF and a last line without a newline (the samples
 that came with the specification have CRLF and no final newline).
 """
 
+import errno
+import os
 import re
+import stat
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 
 from bluetrace import wire
+from bluetrace.errors import LocalProtocolError
 from bluetrace.messages import TempIDWindow
+from bluetrace.registry import TempIDRegistry
 from bluetrace.storage import read_regular, split_lines
-from bluetrace.timefmt import parse_timestamp
+from bluetrace.timefmt import TIMESTAMP_REGEX, parse_timestamp
 
 
 class RecordError(Exception):
     """A file that cannot be used, with ``file:line: reason`` as its message."""
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+"""A byte-order mark some Windows editors put at the start of a UTF-8 file;
+credentials.txt may start with one, and it is ignored (protocol_spec.md
+section 5)."""
+
+COMMENT = "#"
+"""A credentials.txt line whose first character is this is a comment, so no
+username can start with it."""
+
+CREDENTIALS_LINE = "expected '<username> <password>' separated by one space"
+
+
 def load_credentials(path: Path) -> dict[str, str]:
-    """Username to password. Anything doubtful stops here, naming the line,
-    because a server that starts with half its users is worse than none."""
+    """Username to password. Anything doubtful stops here, naming the line
+    and what is wrong with it, because a server that starts with half its
+    users is worse than none.
+
+    A million lines load in about a second: the whole file is decoded once,
+    and each line is checked by :func:`wire.is_credential` (the construct
+    field's rule without building anything); only a line that fails is
+    examined again, to say why.
+    """
     try:
         data = read_regular(path)
     except OSError as exc:
         raise RecordError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if data.startswith(UTF8_BOM):
+        data = data[len(UTF8_BOM) :]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        number = data.count(b"\n", 0, exc.start) + 1
+        raise RecordError(f"{path}:{number}: not UTF-8 text") from None
     users: dict[str, str] = {}
-    for number, raw in enumerate(split_lines(data), start=1):
-        if not raw.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise RecordError(f"{where}: not UTF-8 text") from None
+    is_credential = wire.is_credential
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.endswith("\r"):
+            line = line[:-1]  # noqa: PLW2901 (the same line without its CR)
         parts = line.split(" ")
-        if len(parts) != 2 or not all(wire.is_credential(part) for part in parts):
-            raise RecordError(f"{where}: expected '<username> <password>' separated by one space")
-        username, password = parts
-        if username in users:
-            raise RecordError(f"{where}: username {username} appears twice")
-        users[username] = password
+        if len(parts) == 2:
+            username, password = parts
+            if is_credential(username) and is_credential(password) and username[0] != COMMENT:
+                if username in users:
+                    raise RecordError(f"{path}:{number}: username {username} appears twice")
+                users[username] = password
+                continue
+        if not line.strip() or line.startswith(COMMENT):
+            continue
+        raise RecordError(f"{path}:{number}: {credentials_problem(line)}")
     if not users:
-        raise RecordError(f"{path}: no users")
+        raise RecordError(
+            f"{path}: no users (each line is '<username> <password>', "
+            f"and lines starting with {COMMENT} are comments)"
+        )
     return users
+
+
+def credentials_problem(line: str) -> str:
+    """What is wrong with a credentials.txt line that is neither blank, a
+    comment, nor ``<username> <password>``: one sentence naming the problem."""
+    if "\t" in line:
+        return f"a tab in the line: {CREDENTIALS_LINE}"
+    if line.startswith(" "):
+        return f"the line starts with a space: {CREDENTIALS_LINE}"
+    if line.endswith(" "):
+        return f"the line ends with a space: {CREDENTIALS_LINE}"
+    parts = line.split(" ")
+    if len(parts) == 1:
+        problem = wire.credential_problem(line, "username")
+        if problem is not None:
+            return f"{problem}; {CREDENTIALS_LINE}"
+        return f"no password after the username: {CREDENTIALS_LINE}"
+    if "" in parts:
+        return f"more than one space between fields: {CREDENTIALS_LINE}"
+    if len(parts) > 2:
+        return f"{len(parts)} fields: {CREDENTIALS_LINE} (a password cannot hold a space)"
+    for name, value in zip(("username", "password"), parts, strict=True):
+        problem = wire.credential_problem(value, name)
+        if problem is not None:
+            return problem
+    return f"{CREDENTIALS_LINE}"  # pragma: no cover (every failing line is named above)
 
 
 _STAMP = rb"([0-9]{2}/[0-9]{2}/[0-9]{4}) (?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
 _TEMPID_LINE = re.compile(rb"(\S+) ([0-9]{20}) " + _STAMP + rb" " + _STAMP)
+_REAL_STAMP = TIMESTAMP_REGEX.encode("ascii")
+_TEMPID_LINES = re.compile(
+    rb"^(\S+) ([0-9]{20}) " + _REAL_STAMP + rb" " + _REAL_STAMP + rb"\r?$", re.MULTILINE
+)
+"""Every well-formed line of a block, real dates included (the regular
+expression timefmt holds equal to ``parse_timestamp``)."""
+_BLOCK = 8 << 20
+"""Bytes read at a time: the file is never held whole (3,000,000 lines are
+222 MB, and their list of lines took a gigabyte more)."""
 
 
 @dataclass(frozen=True)
@@ -56,41 +126,114 @@ class LoadReport:
     problems: list[str]
 
 
-def load_tempids(path: Path, into: dict[str, str]) -> LoadReport:
-    """Fill ``into`` (TempID to phone) from tempIDs.txt, reporting bad lines.
+def load_tempids(path: Path, into: "dict[str, str] | TempIDRegistry") -> LoadReport:
+    """Fill ``into`` (TempID to phone: a dict, or the compact
+    :class:`~bluetrace.registry.TempIDRegistry`) from tempIDs.txt, reporting
+    bad lines; a later line for the same TempID wins.
 
-    Built for a million lines in well under the start-up budget: one regular
-    expression per line, calendar checks cached per distinct date, and phone
-    strings shared between entries.
+    Built for millions of lines within the start-up budget: the file is read
+    in blocks, a block whose every line is well formed (real dates included)
+    is cut by one ``findall``, and each distinct phone is decoded once and
+    shared between its entries. A block with any other line is read line by
+    line, to name it (``tests/test_registry.py`` holds the two readings
+    equal).
     """
     try:
-        data = read_regular(path)
+        handle = path.open("rb")
     except FileNotFoundError:
         return LoadReport(0, [])
-    phones: dict[bytes, str] = {}
-    dates: dict[bytes, bool] = {}
-    problems: list[str] = []
-    loaded = 0
-    for number, raw in enumerate(split_lines(data), start=1):
+    with handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        loader = _TempIDLoader(path, into)
+        tail = b""
+        while block := handle.read(_BLOCK):
+            block = tail + block
+            cut = block.rfind(b"\n") + 1
+            if cut == 0:
+                tail = block
+                continue
+            tail = block[cut:]
+            loader.block(block[:cut])
+        if tail:
+            loader.block(tail + b"\n")
+    return LoadReport(loader.loaded, loader.problems)
+
+
+class _TempIDLoader:
+    def __init__(self, path: Path, into: "dict[str, str] | TempIDRegistry") -> None:
+        self.path = path
+        self.into = into
+        self.loaded = 0
+        self.problems: list[str] = []
+        self.line = 0
+        self.days: dict[bytes, bool] = {}
+        self.phones: dict[bytes, str] = {}
+        self.users: dict[bytes, int] = {}
+
+    def block(self, data: bytes) -> None:
+        """Whole lines, each ending in LF."""
+        lines = data.count(b"\n")
+        found = _TEMPID_LINES.findall(data)
+        if len(found) == lines and self._all_phones(found):
+            self._add(found)
+            self.line += lines
+            return
+        for raw in split_lines(data):
+            self.line += 1
+            self._one(raw)
+
+    def _all_phones(self, found: list[tuple[bytes, bytes]]) -> bool:
+        """Whether every phone is UTF-8 (remembering each new one)."""
+        registry = self.into if isinstance(self.into, TempIDRegistry) else None
+        known = self.users if registry is not None else self.phones
+        new = list(set(map(_first, found)).difference(known))
+        try:
+            phones = [phone_raw.decode("utf-8") for phone_raw in new]
+        except UnicodeDecodeError:
+            return False
+        if registry is not None:
+            self.users.update(zip(new, registry.user_numbers(phones), strict=True))
+        else:
+            self.phones.update(zip(new, phones, strict=True))
+        return True
+
+    def _add(self, found: list[tuple[bytes, bytes]]) -> None:
+        """Lines already checked by the block pattern and :meth:`_all_phones`."""
+        into = self.into
+        if isinstance(into, TempIDRegistry):
+            into.add_numbers(
+                map(int, map(_second, found)), map(self.users.__getitem__, map(_first, found))
+            )
+        else:
+            tempids = [tempid.decode("ascii") for _, tempid in found]
+            into.update(zip(tempids, map(self.phones.__getitem__, map(_first, found)), strict=True))
+        self.loaded += len(found)
+
+    def _one(self, raw: bytes) -> None:
         match = _TEMPID_LINE.fullmatch(raw)
+        where = f"{self.path}:{self.line}"
         if match is None:
             if raw.strip():
-                problems.append(f"{path}:{number}: not '<phone> <TempID> <start> <expiry>'")
-            continue
+                self.problems.append(f"{where}: not '<phone> <TempID> <start> <expiry>'")
+            return
         phone_raw, tempid, start_day, expiry_day = match.groups()
-        if not (_real_date(start_day, dates) and _real_date(expiry_day, dates)):
-            problems.append(f"{path}:{number}: impossible date")
-            continue
-        phone = phones.get(phone_raw)
+        if not (_real_date(start_day, self.days) and _real_date(expiry_day, self.days)):
+            self.problems.append(f"{where}: impossible date")
+            return
+        phone = self.phones.get(phone_raw)
         if phone is None:
             try:
-                phone = phones[phone_raw] = phone_raw.decode("utf-8")
+                phone = self.phones[phone_raw] = phone_raw.decode("utf-8")
             except UnicodeDecodeError:
-                problems.append(f"{path}:{number}: not UTF-8 text")
-                continue
-        into[tempid.decode("ascii")] = phone
-        loaded += 1
-    return LoadReport(loaded, problems)
+                self.problems.append(f"{where}: not UTF-8 text")
+                return
+        self.into[tempid.decode("ascii")] = phone
+        self.loaded += 1
+
+
+_first = itemgetter(0)
+_second = itemgetter(1)
 
 
 def _real_date(day: bytes, cache: dict[bytes, bool]) -> bool:
@@ -114,13 +257,15 @@ def contact_line(window: TempIDWindow) -> str:
 
 
 def parse_contact_line(line: str) -> TempIDWindow:
-    """One contact-log line; ValueError (with the reason) if it is not one."""
+    """One contact-log line; ValueError (with the reason) if it is not one.
+    The window keeps the line's texts (no datetime is built unless asked)."""
     tempid, sep, rest = line.partition(" ")
     if not sep or len(rest) != 39 or rest[19] != " ":
         raise ValueError("expected '<TempID> <start> <expiry>'")
-    if not wire.is_tempid(tempid):
-        raise ValueError("TempID is not 20 decimal digits")
-    return TempIDWindow(tempid, parse_timestamp(rest[:19]), parse_timestamp(rest[20:]))
+    try:
+        return TempIDWindow.from_text(tempid, rest[:19], rest[20:])
+    except LocalProtocolError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def load_contact_log(path: Path) -> tuple[list[TempIDWindow], list[str]]:

@@ -11,6 +11,7 @@ import errno
 import os
 import stat
 import tempfile
+import zlib
 from pathlib import Path
 
 _CRLF_SNIFF = 4096
@@ -113,3 +114,176 @@ def replace_lines(path: Path, lines: list[str]) -> None:
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+BEGIN = b"begin "
+COMMIT = b"commit "
+_MAX_BLOCK_LINES = 10_000_000
+_SCAN = 1 << 20
+
+
+class CheckLog:
+    """contact_checks.txt, written one upload at a time, all or nothing.
+
+    Each upload is one block (protocol_spec.md section 5)::
+
+        begin <N>
+        <N check lines>
+        commit <N> <CRC-32 of the N lines, 8 hex digits>
+
+    written by one ``write`` sequence. A crash can tear only the last block,
+    and :func:`recover_checks` cuts such a tail off at start-up, so a reader
+    sees whole uploads or none. Lines before the first block (from before
+    blocks existed) are left as they are.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._eol = b"\n"
+        self._clean_end = False
+
+    def _open(self) -> int:
+        if self._fd is None:
+            self._eol = _line_end_of(self.path)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        return self._fd
+
+    def append_upload(self, lines: list[str]) -> None:
+        """Write ``lines`` as one committed block, or nothing (OSError says
+        so, and the file is as it was). Not synced: call :meth:`sync`."""
+        if not lines:
+            return
+        eol = self._eol if self._fd is not None else _line_end_of(self.path)
+        records = b"".join(line.encode("utf-8") + eol for line in lines)
+        if records.count(b"\n") != len(lines) or records.count(b"\r") != (
+            len(lines) if eol == b"\r\n" else 0
+        ):
+            raise ValueError("a check line cannot hold a line end")
+        count = len(lines)
+        block = (
+            BEGIN + str(count).encode("ascii") + eol + records
+            + COMMIT + f"{count} {zlib.crc32(records):08x}".encode("ascii") + eol
+        )  # fmt: skip
+        fd = self._open()
+        size = os.fstat(fd).st_size
+        if size and not self._clean_end and os.pread(fd, 1, size - 1) != b"\n":
+            block = self._eol + block
+        try:
+            view = memoryview(block)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+        except OSError:
+            self._clean_end = False
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise
+        self._clean_end = True
+
+    def sync(self) -> None:
+        """Flush written blocks to disk (before the upload is acknowledged)."""
+        if self._fd is not None:
+            os.fdatasync(self._fd)
+
+    def close(self) -> None:
+        """Close, flushing to disk first."""
+        self._clean_end = False
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.fdatasync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+
+
+def recover_checks(path: Path) -> str | None:
+    """Cut an incomplete last upload block (a crash while it was written)
+    off contact_checks.txt; a one-line message saying what was cut, or None
+    if the file ends with a whole block (or is missing).
+
+    Reads only the last block, found by scanning back from the end."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        size = os.fstat(fd).st_size
+        start = _last_block_start(fd, size)
+        if start is None:
+            # No block yet: only a torn first "begin" line can be cut.
+            start = _torn_begin_start(fd, size)
+            if start is None:
+                return None
+            keep, what = 0, "a torn line"
+        else:
+            tail = os.pread(fd, size - start, start)
+            keep = _whole_block_length(tail)
+            if keep == len(tail):
+                return None
+            what = "a torn line after the last whole upload" if keep else "an unfinished upload"
+        os.ftruncate(fd, start + keep)
+        os.fsync(fd)
+        return (
+            f"{path}: removed {what} at the end ({size - start - keep} bytes), left by a "
+            "crash while it was written; that upload had not been acknowledged"
+        )
+    finally:
+        os.close(fd)
+
+
+def _last_block_start(fd: int, size: int) -> int | None:
+    """Offset of the last line starting with ``begin ``, or None."""
+    end = size
+    while end > 0:
+        start = max(0, end - _SCAN)
+        chunk = os.pread(fd, end - start + len(BEGIN), start)
+        found = chunk.rfind(b"\n" + BEGIN)
+        if found >= 0:
+            return start + found + 1
+        if start == 0:
+            return 0 if chunk.startswith(BEGIN) else None
+        end = start
+    return None
+
+
+def _torn_begin_start(fd: int, size: int) -> int | None:
+    """Where a last line with no line end that is the start of ``begin ``
+    starts, or None."""
+    if size == 0:
+        return None
+    start = max(0, size - len(BEGIN))
+    tail = os.pread(fd, size - start, start)
+    if tail.endswith(b"\n"):
+        return None
+    line_start = tail.rfind(b"\n") + 1
+    torn = tail[line_start:]
+    if start + line_start > 0 and line_start == 0:
+        return None  # the last line is longer than "begin ": not a torn one
+    return start + line_start if BEGIN.startswith(torn) else None
+
+
+def _whole_block_length(tail: bytes) -> int:
+    """The length of the whole, committed block at the start of ``tail``
+    (which starts with ``begin ``), or 0 if it is not one."""
+    first = tail.find(b"\n")
+    if first < 0:
+        return 0
+    head = tail[len(BEGIN) : first].rstrip(b"\r")
+    if not head.isdigit() or not 0 < int(head) <= _MAX_BLOCK_LINES:
+        return 0
+    count = int(head)
+    at = first + 1
+    for _ in range(count):
+        at = tail.find(b"\n", at) + 1
+        if at == 0:
+            return 0
+    records = tail[first + 1 : at]
+    end = tail.find(b"\n", at)
+    if end < 0:
+        return 0
+    commit = tail[at:end].rstrip(b"\r")
+    if commit != COMMIT + f"{count} {zlib.crc32(records):08x}".encode("ascii"):
+        return 0
+    return end + 1

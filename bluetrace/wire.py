@@ -4,8 +4,11 @@ One declaration both parses and builds, so the two directions cannot
 disagree. Construct branches but does not check (an unknown ``Enum`` value
 parses to a bare int, trailing bytes pass silently), so each field here is an
 adapter that validates as it parses, and every struct ends in ``Terminated``.
-These definitions raise construct errors; ``messages`` turns them into
-:class:`~bluetrace.errors.ProtocolError`.
+These definitions raise construct errors whose messages are sentences for
+people (``messages`` turns them into :class:`~bluetrace.errors.ProtocolError`
+and never shows construct's own wording). ``fastcodec`` derives a faster
+reading of the fixed-size parts (beacon, window, upload entries, header) from
+these definitions and is held to them by tests.
 """
 
 import enum
@@ -18,22 +21,27 @@ from construct import (
     Array,
     Bytes,
     Const,
+    ConstError,
     Construct,
     ConstructError,
     Error,
+    ExplicitError,
+    FormatFieldError,
     GreedyBytes,
     Int8ub,
     Int16ub,
     Int32ub,
     Prefixed,
+    StreamError,
     Struct,
     Switch,
     Terminated,
+    TerminatedError,
     ValidationError,
     this,
 )
 
-from bluetrace.timefmt import TIMESTAMP_LEN, format_timestamp, parse_timestamp
+from bluetrace.timefmt import TIMESTAMP_LEN, format_timestamp, parse_timestamp, shown_bytes
 
 TEMPID_LEN = 20
 BEACON_VERSION = 1
@@ -97,6 +105,8 @@ class ErrorCode(enum.IntEnum):
     STORAGE = 6
     TIMEOUT = 7
     SHUTTING_DOWN = 8
+    RATE_LIMITED = 9
+    BUSY = 10
 
 
 def is_tempid(value: object) -> bool:
@@ -111,6 +121,21 @@ def is_timestamp(value: object) -> bool:
     return isinstance(value, datetime) and value.microsecond == 0 and value.tzinfo is None
 
 
+def field_name(path: str) -> str:
+    """The innermost field of a construct path (``(parsing) -> entries ->
+    start`` gives ``start``), as messages name it."""
+    if "->" not in path:
+        return "value"
+    return path.rpartition("->")[2].strip()
+
+
+ENUM_NAMES = {
+    "MessageType": "message type",
+    "LoginStatus": "login status",
+    "ErrorCode": "error code",
+}
+
+
 class IntEnumAdapter(Adapter):  # type: ignore[misc]
     """An integer field that only admits the members of a Python IntEnum."""
 
@@ -122,13 +147,13 @@ class IntEnumAdapter(Adapter):  # type: ignore[misc]
         try:
             return self.enum_type(obj)
         except ValueError:
-            raise ValidationError(
-                f"unknown {self.enum_type.__name__} value {obj}", path=path
-            ) from None
+            name = ENUM_NAMES.get(self.enum_type.__name__, self.enum_type.__name__)
+            raise ValidationError(f"unknown {name} {obj:#04x}", path=path) from None
 
     def _encode(self, obj: enum.IntEnum, context: Any, path: str) -> int:
         if not isinstance(obj, self.enum_type):
-            raise ValidationError(f"not a {self.enum_type.__name__}: {obj!r}", path=path)
+            name = ENUM_NAMES.get(self.enum_type.__name__, self.enum_type.__name__)
+            raise ValidationError(f"{field_name(path)} is not a {name}", path=path)
         return int(obj)
 
 
@@ -137,12 +162,12 @@ class TempIDAdapter(Adapter):  # type: ignore[misc]
 
     def _decode(self, obj: bytes, context: Any, path: str) -> str:
         if _TEMPID.fullmatch(obj) is None:
-            raise ValidationError(f"TempID is not 20 decimal digits: {obj!r}", path=path)
+            raise ValidationError("TempID is not 20 decimal digits", path=path)
         return obj.decode("ascii")
 
     def _encode(self, obj: str, context: Any, path: str) -> bytes:
         if not is_tempid(obj):
-            raise ValidationError(f"TempID is not 20 decimal digits: {obj!r}", path=path)
+            raise ValidationError("TempID is not 20 decimal digits", path=path)
         return obj.encode("ascii")
 
 
@@ -152,12 +177,18 @@ class TimestampAdapter(Adapter):  # type: ignore[misc]
     def _decode(self, obj: bytes, context: Any, path: str) -> datetime:
         try:
             return parse_timestamp(obj.decode("ascii"))
-        except ValueError as exc:  # UnicodeDecodeError is a ValueError too
-            raise ValidationError(f"bad timestamp {obj!r}: {exc}", path=path) from None
+        except ValueError:  # UnicodeDecodeError is a ValueError too
+            raise ValidationError(
+                f"{field_name(path)} is not a real DD/MM/YYYY HH:MM:SS time: {shown_bytes(obj)}",
+                path=path,
+            ) from None
 
     def _encode(self, obj: datetime, context: Any, path: str) -> bytes:
         if not is_timestamp(obj):
-            raise ValidationError(f"not a whole-second naive datetime: {obj!r}", path=path)
+            raise ValidationError(
+                f"{field_name(path)} is not a whole-second datetime without a time zone",
+                path=path,
+            )
         return format_timestamp(obj).encode("ascii")
 
 
@@ -175,31 +206,52 @@ class TextAdapter(Adapter):  # type: ignore[misc]
         self.max_len = max_len
 
     def _check(self, text: str, raw_len: int, path: str) -> None:
+        name = field_name(path)
         if not self.min_len <= raw_len <= self.max_len:
+            if raw_len < self.min_len:
+                raise ValidationError(f"{name} is empty", path=path)
             raise ValidationError(
-                f"text of {raw_len} bytes, allowed {self.min_len}..{self.max_len}", path=path
+                f"{name} is {raw_len} bytes long, at most {self.max_len}", path=path
             )
         for char in text:
             if not char.isprintable() or (not self.spaces and char.isspace()):
-                raise ValidationError(f"forbidden character {char!r} in text", path=path)
+                raise ValidationError(f"{name} holds {describe_char(char)}", path=path)
 
     def _decode(self, obj: bytes, context: Any, path: str) -> str:
         try:
             text = obj.decode("utf-8")
         except UnicodeDecodeError:
-            raise ValidationError("text is not valid UTF-8", path=path) from None
+            raise ValidationError(f"{field_name(path)} is not valid UTF-8", path=path) from None
         self._check(text, len(obj), path)
         return text
 
     def _encode(self, obj: str, context: Any, path: str) -> bytes:
         if not isinstance(obj, str):
-            raise ValidationError(f"not text: {obj!r}", path=path)
+            raise ValidationError(f"{field_name(path)} is not text", path=path)
         try:
             raw = obj.encode("utf-8")
         except UnicodeEncodeError:
-            raise ValidationError("text cannot be encoded as UTF-8", path=path) from None
+            raise ValidationError(
+                f"{field_name(path)} cannot be written as UTF-8", path=path
+            ) from None
         self._check(obj, len(raw), path)
         return raw
+
+
+def describe_char(char: str) -> str:
+    """A forbidden character named for people: ``a space``, ``a tab``,
+    ``a control character U+0007``."""
+    names = {" ": "a space", "\t": "a tab", "\r": "a carriage return", "\n": "a line end"}
+    if char in names:
+        return names[char]
+    code = f"U+{ord(char):04X}"
+    if char == "\ufeff":
+        return f"a byte-order mark {code}"
+    if char.isspace():
+        return f"a white-space character {code}"
+    if ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0:
+        return f"a control character {code}"
+    return f"an invisible or unassigned character {code}"
 
 
 class FlagsAdapter(Adapter):  # type: ignore[misc]
@@ -207,12 +259,14 @@ class FlagsAdapter(Adapter):  # type: ignore[misc]
 
     def _decode(self, obj: int, context: Any, path: str) -> bool:
         if obj not in (0, 1):
-            raise ValidationError(f"undefined upload flags {obj:#04x}", path=path)
+            raise ValidationError(
+                f"upload flags byte is {obj:#04x}, expected 0x00 or 0x01", path=path
+            )
         return obj == 1
 
     def _encode(self, obj: bool, context: Any, path: str) -> int:
         if not isinstance(obj, bool):
-            raise ValidationError(f"not a flag: {obj!r}", path=path)
+            raise ValidationError("final must be True or False", path=path)
         return int(obj)
 
 
@@ -223,7 +277,7 @@ class BeaconVersionAdapter(Adapter):  # type: ignore[misc]
     def _decode(self, obj: int, context: Any, path: str) -> int:
         if obj not in BEACON_VERSION_ALIASES:
             raise ValidationError(
-                f"beacon version byte is {obj:#04x}, expected 0x01 (or the digit 1, 0x31)",
+                f"beacon version byte is {obj:#04x}, expected 0x01 (or the digit 1)",
                 path=path,
             )
         return BEACON_VERSION
@@ -274,24 +328,73 @@ Beacon = Struct(
 """The whole UDP datagram, 59 bytes and nothing else. Built with
 ``version=1``; parsing gives ``version == 1`` for either accepted byte."""
 
-BeaconCompiled = Beacon.compile()
-"""The same definition compiled: about twice as fast, which matters at tens of
-thousands of beacons a second. Compiled construct is documented as unsafe for
-untrusted input (a truncated input raises struct.error, not a construct
-error), so ``messages.decode_beacon`` hands it exactly BEACON_LEN bytes and
-``tests/test_wire.py`` holds it to the plain parser on arbitrary input."""
-
 Credential = _text(Int8ub, spaces=False, min_len=1, max_len=MAX_TEXT_LEN)
 
 
-def is_credential(text: str) -> bool:
-    """Whether ``text`` can be a username or password: the Credential field
-    is the one statement of that rule, for credentials.txt and the client too."""
+_NAMED_CREDENTIALS = {name: Struct(name / Credential) for name in ("username", "password")}
+
+
+def credential_problem(text: str, name: str = "username") -> str | None:
+    """Why ``text`` cannot be a username or password (a sentence naming
+    ``name``), or None if it can: the Credential field is the one statement
+    of that rule, for credentials.txt and the client too."""
     try:
-        Credential.build(text)
-    except ConstructError:
-        return False
-    return True
+        _NAMED_CREDENTIALS[name].build({name: text})
+    except ConstructError as exc:
+        return describe_error(exc, name)
+    return None
+
+
+def is_credential(text: object) -> bool:
+    """Whether ``text`` can be a username or password, as the Credential
+    field decides, without building anything (credentials.txt has a line per
+    user, so this runs a million times at start-up). Holds because the only
+    printable white space is the space itself; ``tests/test_fastcodec.py``
+    checks that over every code point and holds this equal to
+    :func:`credential_problem` over arbitrary text."""
+    return (
+        isinstance(text, str)
+        and text.isprintable()
+        and " " not in text
+        and 0 < len(text) <= MAX_TEXT_LEN
+        and len(text.encode("utf-8")) <= MAX_TEXT_LEN
+    )
+
+
+_CONST_MISMATCH = re.compile(r"parsing expected (\d+) but parsed (\d+)")
+
+
+def describe_error(exc: ConstructError, what: str) -> str:
+    """One sentence for people from a construct error raised while reading
+    or writing ``what`` (for example ``the LOGIN body``): the adapters above
+    already write sentences; construct's own errors are reworded here, so no
+    parser wording (paths, "ConstError", byte reprs) reaches a user."""
+    path = str(getattr(exc, "path", None) or "")
+    text = str(exc)
+    lines = text.strip().splitlines()
+    if lines and lines[0].startswith("Error in path"):
+        lines = lines[1:]
+    message = " ".join(line.strip() for line in lines)
+    field = field_name(path)
+    if isinstance(exc, ValidationError):
+        return message
+    if isinstance(exc, StreamError):
+        if field == "value":
+            return f"{what} ends early"
+        return f"{what} ends in the middle of {field}"
+    if isinstance(exc, TerminatedError):
+        return f"{what} has extra bytes after its end"
+    if isinstance(exc, ConstError):
+        found = _CONST_MISMATCH.search(message)
+        if found:
+            expected, got = int(found.group(1)), int(found.group(2))
+            return f"{what} {field} byte is {got:#04x}, expected {expected:#04x}"
+        return f"{what} {field} is wrong"
+    if isinstance(exc, ExplicitError):
+        return f"{what} has an unknown type"
+    if isinstance(exc, FormatFieldError):
+        return f"{field} does not fit in its field"
+    return f"{what} is malformed"
 
 
 LoginBody = Struct("username" / Credential, "password" / Credential, Terminated)
@@ -304,10 +407,6 @@ UploadBody = Struct(
     "entries" / Array(this.count, Window),
     Terminated,
 )
-UploadBodyCompiled = UploadBody.compile()
-"""Compiled for the server's hottest parse (about twice the plain speed).
-``messages.decode`` hands it only bodies whose length is exactly what their
-count says, and ``tests/test_wire.py`` holds it to the plain parser."""
 UploadReplyBody = Struct("received" / Int32ub, Terminated)
 ErrorBody = Struct(
     "code" / IntEnumAdapter(Int8ub, ErrorCode),

@@ -18,6 +18,7 @@ from bluetrace.messages import (
     UploadReply,
     UploadRequest,
 )
+from bluetrace.timefmt import format_timestamp
 
 tempids = st.text(alphabet="0123456789", min_size=20, max_size=20)
 timestamps = st.datetimes(
@@ -48,3 +49,40 @@ messages: st.SearchStrategy[Message] = st.one_of(
     st.just(LogoutReply()),
     st.builds(ErrorReply, st.sampled_from(wire.ErrorCode), error_texts),
 )
+
+_interesting_bytes = st.one_of(
+    st.sampled_from(b"0123456789/: \x00\x01\x02\x031\xff\x80"), st.integers(0, 255)
+)
+
+
+@st.composite
+def mutated(draw: st.DrawFn, base: st.SearchStrategy[bytes], most: int = 3) -> bytes:
+    """``base`` bytes with up to ``most`` bytes replaced, and sometimes cut or
+    extended by one: inputs that are almost valid, where a second reader of
+    the format is most likely to disagree with the first."""
+    data = bytearray(draw(base))
+    for _ in range(draw(st.integers(0, most))):
+        if data:
+            data[draw(st.integers(0, len(data) - 1))] = draw(_interesting_bytes)
+    cut = draw(st.sampled_from(["keep", "keep", "keep", "shorten", "extend"]))
+    if cut == "shorten" and data:
+        del data[-1]
+    elif cut == "extend":
+        data.append(draw(_interesting_bytes))
+    return bytes(data)
+
+
+stamp_texts = st.one_of(
+    timestamps.map(format_timestamp),
+    st.text(alphabet="0123456789/: ", min_size=19, max_size=19),
+    st.builds(
+        "{:02d}/{:02d}/{:04d} {:02d}:{:02d}:{:02d}".format,
+        st.integers(0, 40),
+        st.integers(0, 14),
+        st.integers(0, 9999),
+        st.integers(0, 25),
+        st.integers(0, 61),
+        st.integers(0, 61),
+    ),
+)
+"""Texts shaped like timestamps, valid or nearly."""

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from bluetrace import wire
 from bluetrace.errors import FrameTooLargeError, ProtocolError, RemoteProtocolError
-from bluetrace.framing import NEED_DATA, FrameDecoder
+from bluetrace.framing import NEED_DATA, FrameDecoder, NeedData
 from bluetrace.messages import LogoutRequest, Message, TempIDRequest, encode
 from tests.strategies import messages
 
@@ -79,3 +79,26 @@ def test_error_is_sticky() -> None:
         decoder.messages(b"\x09" * 6)
     with pytest.raises(RemoteProtocolError):
         decoder.messages(encode(LogoutRequest()))
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        (b"\x02\x04\x00\x00\x00\x00", "frame version byte is 0x02, expected 0x01"),
+        (b"\x01\x85\x00\x00\x00\x00", "unknown message type 0x85"),
+        (b"\x01\x03\x00\x01\x00\x00", "frame body of 65536 bytes exceeds the limit of 59395"),
+    ],
+)
+def test_header_errors_are_sentences_raised_on_the_sixth_byte(header: bytes, reason: str) -> None:
+    decoder = FrameDecoder()
+    assert decoder.messages(header[:5]) == []
+    with pytest.raises(RemoteProtocolError) as caught:
+        decoder.messages(header[5:])
+    assert str(caught.value) == reason
+
+
+def test_need_data_has_a_public_type_and_keeps_its_old_name() -> None:
+    from bluetrace import framing  # noqa: PLC0415 (the old private name is the point)
+
+    assert isinstance(NEED_DATA, NeedData)
+    assert framing._NeedData is NeedData

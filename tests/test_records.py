@@ -36,23 +36,56 @@ def test_sample_credentials_load_without_carriage_returns() -> None:
     }
 
 
+_FORMAT = "expected '<username> <password>' separated by one space"
+
+
 @pytest.mark.parametrize(
-    ("content", "line", "why"),
+    ("content", "line", "reason"),
     [
-        (b"alice pw\nbob\n", 2, "one field"),
-        (b"alice pw\n\nbob  pw2\n", 3, "two spaces"),
-        (b"alice pw extra\n", 1, "three fields"),
-        (b"alice\tpw\n", 1, "tab"),
-        (b"alice pw\nalice pw2\n", 2, "duplicate"),
-        (b"alice p\xffw\n", 1, "not UTF-8"),
+        (b"alice pw\nbob\n", 2, f"no password after the username: {_FORMAT}"),
+        (b"alice pw\n\nbob  pw2\n", 3, f"more than one space between fields: {_FORMAT}"),
+        (b"alice pw extra\n", 1, f"3 fields: {_FORMAT} (a password cannot hold a space)"),
+        (b"alice\tpw\n", 1, f"a tab in the line: {_FORMAT}"),
+        (b"alice pw \n", 1, f"the line ends with a space: {_FORMAT}"),
+        (b" alice pw\n", 1, f"the line starts with a space: {_FORMAT}"),
+        (b"alice pw\nalice pw2\n", 2, "username alice appears twice"),
+        (b"alice pw\r\nbob p\xffw\r\n", 2, "not UTF-8 text"),
+        (b"alice " + b"p" * 256 + b"\n", 1, "password is 256 bytes long, at most 255"),
+        (b"alice pw\x07\n", 1, "password holds a control character U+0007"),
+        (
+            b"al\xe2\x80\x8bice pw\n",
+            1,
+            "username holds an invisible or unassigned character U+200B",
+        ),
+        (b"ok pw\n\xef\xbb\xbfalice pw\n", 2, "username holds a byte-order mark U+FEFF"),
     ],
 )
-def test_malformed_credentials_name_file_and_line(
-    tmp_path: Path, content: bytes, line: int, why: str
+def test_malformed_credentials_name_file_line_and_problem(
+    tmp_path: Path, content: bytes, line: int, reason: str
 ) -> None:
     path = tmp_path / "credentials.txt"
     path.write_bytes(content)
-    with pytest.raises(RecordError, match=rf"credentials\.txt:{line}: "):
+    with pytest.raises(RecordError) as caught:
+        load_credentials(path)
+    assert str(caught.value) == f"{path}:{line}: {reason}"
+
+
+def test_credentials_bom_comments_and_blank_lines(tmp_path: Path) -> None:
+    path = tmp_path / "credentials.txt"
+    path.write_bytes(
+        b"\xef\xbb\xbf# accounts for the demo\r\n"
+        b"+61410888888 comp3331\r\n"
+        b"   \r\n"
+        b"#+61410777777 datha457\r\n"
+        b"+61410666666 #kara1234"
+    )
+    assert load_credentials(path) == {"+61410888888": "comp3331", "+61410666666": "#kara1234"}
+
+
+def test_a_file_of_comments_has_no_users(tmp_path: Path) -> None:
+    path = tmp_path / "credentials.txt"
+    path.write_bytes(b"# alice pw\n")
+    with pytest.raises(RecordError, match=r"no users \(each line is '<username> <password>'"):
         load_credentials(path)
 
 
@@ -156,3 +189,20 @@ def test_contact_log_lines_round_trip_and_sample_loads(tmp_path: Path) -> None:
     assert entries == [WINDOW]
     assert problems == ["x_contactlog.txt:2: expected '<TempID> <start> <expiry>'"]
     assert [p.name for p in tmp_path.iterdir()] == ["x_contactlog.txt"]
+
+
+def test_contact_log_problems_are_sentences(tmp_path: Path) -> None:
+    path = tmp_path / "x_contactlog.txt"
+    path.write_bytes(
+        b"12345678901234567890 31/02/2020 17:45:06 13/05/2020 18:00:05\n"
+        b"1234567890123456789x 13/05/2020 17:45:06 13/05/2020 18:00:05\n"
+        b"12345678901234567890 13/05/2020 17:45:06 13/05/2020 18:00:05\n"
+    )
+    entries, problems = load_contact_log(path)
+    assert [entry.fields_text() for entry in entries] == [
+        ("12345678901234567890", "13/05/2020 17:45:06", "13/05/2020 18:00:05")
+    ]
+    assert problems == [
+        "x_contactlog.txt:1: start is not a real DD/MM/YYYY HH:MM:SS time: 31/02/2020 17:45:06",
+        "x_contactlog.txt:2: TempID is not 20 decimal digits",
+    ]
