@@ -20,10 +20,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bluetrace import __version__
-from bluetrace.cli import fail, port, positive_seconds
+from bluetrace.cli import fail, port, positive_seconds, seconds, whole
 from bluetrace.clock import Clock, SystemClock
+from bluetrace.commands import HELP_TEXT
 from bluetrace.messages import TempIDWindow
-from bluetrace.phone import DEFAULT_REPLY_TIMEOUT, DEFAULT_RETENTION, Phone
+from bluetrace.phone import DEFAULT_MAX_CONTACTS, DEFAULT_REPLY_TIMEOUT, DEFAULT_RETENTION, Phone
 from bluetrace.reactor import Handle, Reactor
 from bluetrace.records import contact_line, load_contact_log
 from bluetrace.shell import (
@@ -38,8 +39,8 @@ from bluetrace.shell import (
     Transmit,
 )
 from bluetrace.storage import LineAppender, replace_lines
-from bluetrace.terminal import Terminal
-from bluetrace.transports import DatagramEndpoint, LineReader, Stream, connect
+from bluetrace.terminal import EditorTerminal, PlainTerminal, Terminal
+from bluetrace.transports import DatagramEndpoint, Stream, connect
 
 PROGRAM = "bluetrace-client"
 CONNECT_TIMEOUT = 10.0
@@ -114,7 +115,6 @@ class Client:
         server_address: tuple[str, int],
         udp: socket.socket,
         terminal: Terminal,
-        stdin_fd: int,
     ) -> None:
         self.reactor = reactor
         self.clock = clock
@@ -125,7 +125,7 @@ class Client:
         self.status = 0
         self.stream: Stream | None = None
         self.udp = DatagramEndpoint(reactor, udp, self._on_datagram, self._on_udp_error)
-        self.stdin = LineReader(reactor, stdin_fd, self._on_line, self._on_eof)
+        terminal.start(reactor, self._on_line, self._on_eof, self.interrupt)
         self._timer: Handle | None = None
         self._interrupted = False
         self._abandon_connect: object = None
@@ -243,11 +243,9 @@ class Client:
 
     # -- the terminal -----------------------------------------------------------------
     def _on_line(self, text: str) -> None:
-        self.terminal.line_typed()
         self.apply(self.shell.line(text))
 
     def _on_eof(self) -> None:
-        self.terminal.line_typed()
         self.apply(self.shell.end_of_input())
 
     def interrupt(self) -> None:
@@ -259,11 +257,9 @@ class Client:
             self.reactor.stop()
             return
         self._interrupted = True
-        self.terminal.line_typed()
         self.apply(self.shell.end_of_input(interrupted=True))
 
     def close(self) -> None:
-        self.stdin.close()
         self.udp.close()
         if self.stream is not None and not self.stream.closed:
             self.stream.close()
@@ -275,8 +271,9 @@ def _parser() -> argparse.ArgumentParser:
         prog=PROGRAM,
         description="BlueTrace phone client: log in, download TempIDs, beacon other "
         "phones over UDP and upload the contact log.",
-        epilog="Commands at the > prompt: Download_tempID, Upload_contact_log, "
-        "Beacon <dest IP> <dest port>, logout, help.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=HELP_TEXT + "\n\nExit status: 0 after logout, 1 if the login is refused or the "
+        "server is lost,\n2 for a usage error, 130 after Ctrl-C.",
     )
     parser.add_argument("server_ip", help="address or host name of the server")
     parser.add_argument(
@@ -291,13 +288,29 @@ def _parser() -> argparse.ArgumentParser:
         "--log-retention",
         type=positive_seconds,
         default=DEFAULT_RETENTION,
-        help="seconds a received beacon stays in the contact log (default: %(default)s)",
+        help="seconds a received beacon stays in the contact log (up to a year; "
+        "default: %(default)s)",
     )
     parser.add_argument(
         "--reply-timeout",
-        type=positive_seconds,
+        type=seconds(0, 3600),
         default=DEFAULT_REPLY_TIMEOUT,
         help="seconds to wait for the server's reply before giving up (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--auto-refresh",
+        type=seconds(0, 3600),
+        default=None,
+        metavar="S",
+        help="download a new TempID on its own S seconds before the current one expires "
+        "(default: only when asked)",
+    )
+    parser.add_argument(
+        "--max-contacts",
+        type=whole(1, 10_000_000),
+        default=DEFAULT_MAX_CONTACTS,
+        help="entries the contact log holds at most; beacons beyond are ignored "
+        "(default: %(default)s, what one upload may carry)",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
@@ -353,17 +366,24 @@ def run(args: argparse.Namespace, clock: Clock | None = None) -> int:
         open_store,
         retention=args.log_retention,
         reply_timeout=args.reply_timeout,
+        max_contacts=args.max_contacts,
+        refresh_before=args.auto_refresh,
     )
     reactor = Reactor(system_clock.monotonic)
     stdin_fd = _stdin_fd()
+    stdout_fd = sys.stdout.fileno()
+    terminal: Terminal = (
+        EditorTerminal(stdin_fd, stdout_fd)
+        if EditorTerminal.usable(stdin_fd, stdout_fd)
+        else PlainTerminal(sys.stdout, stdin_fd)
+    )
     client = Client(
         reactor,
         system_clock,
         phone,
         server_address=server_address,
         udp=udp,
-        terminal=Terminal(sys.stdout, stdin_fd),
-        stdin_fd=stdin_fd,
+        terminal=terminal,
     )
     reactor.add_signal_handler(signal.SIGINT, client.interrupt)
     reactor.add_signal_handler(signal.SIGTERM, client.interrupt)

@@ -234,6 +234,7 @@ class Phone:
         reply_timeout: float = DEFAULT_REPLY_TIMEOUT,
         max_contacts: int = DEFAULT_MAX_CONTACTS,
         rewrite_interval: float = DEFAULT_REWRITE_INTERVAL,
+        refresh_before: float | None = None,
     ) -> None:
         self.clock = clock
         self.open_store = open_store
@@ -241,6 +242,9 @@ class Phone:
         self.reply_timeout = reply_timeout
         self.max_contacts = max_contacts
         self.rewrite_interval = rewrite_interval
+        self.refresh_before = refresh_before
+        """Seconds before the TempID expires at which a new one is requested on
+        its own (the specification's list of improvements); None: never."""
         self.state = PhoneState.LOGGED_OUT
         self.username: str | None = None
         self.tempid: TempIDWindow | None = None
@@ -257,6 +261,9 @@ class Phone:
         self._pending_username: str | None = None
         self._file_stale = False
         self._last_rewrite = float("-inf")
+        self._beacon: bytes | None = None
+        """The current TempID's datagram, built once: it changes only with the TempID."""
+        self._refresh_at: float | None = None
 
     # -- what the host reads --------------------------------------------------
     @property
@@ -289,7 +296,12 @@ class Phone:
     def get_timer(self) -> float | None:
         deadlines = [
             deadline
-            for deadline in (self._reply_deadline, self._next_expiry(), self._next_rewrite())
+            for deadline in (
+                self._reply_deadline,
+                self._next_expiry(),
+                self._next_rewrite(),
+                self._refresh_at if self._waiting is None else None,
+            )
             if deadline is not None
         ]
         return min(deadlines) if deadlines else None
@@ -331,7 +343,9 @@ class Phone:
         caller warns). LocalProtocolError before any TempID was issued."""
         if self.tempid is None:
             raise LocalProtocolError("no TempID yet: run Download_tempID first")
-        return encode_beacon(self.tempid)
+        if self._beacon is None:
+            self._beacon = encode_beacon(self.tempid)
+        return self._beacon
 
     def receive_beacon(self, datagram: bytes, sender: Address, now: float) -> None:
         """A datagram arrived on the beacon port."""
@@ -400,6 +414,12 @@ class Phone:
         if self._reply_deadline is not None and now >= self._reply_deadline:
             waited = self.reply_timeout
             self._close(f"the server did not answer within {waited:g} seconds")
+        if self._refresh_at is not None and now >= self._refresh_at:
+            if self.state is not PhoneState.LOGGED_IN:
+                self._refresh_at = None
+            elif self._waiting is None:
+                self._refresh_at = None
+                self.request_tempid(now)
         expired = 0
         while self._contacts and self._contacts[0][0] + self.retention <= now:
             self._contacts.popleft()
@@ -409,6 +429,14 @@ class Phone:
             self._events.append(ContactsExpired(expired))
         if self._file_stale and now >= self._last_rewrite + self.rewrite_interval:
             self._rewrite(now)
+
+    def _schedule_refresh(self, window: TempIDWindow, now: float) -> None:
+        """Ask for the next TempID ``refresh_before`` seconds before this one
+        expires (at once if it is already that close)."""
+        if self.refresh_before is None:
+            return
+        left = (window.expiry - self.clock.wall()).total_seconds() + 1.0
+        self._refresh_at = now + max(0.0, left - self.refresh_before)
 
     def _next_expiry(self) -> float | None:
         return self._contacts[0][0] + self.retention if self._contacts else None
@@ -460,6 +488,8 @@ class Phone:
         elif waiting is Waiting.TEMPID and isinstance(message, TempIDReply):
             self._answered()
             self.tempid = message.window
+            self._beacon = None
+            self._schedule_refresh(message.window, now)
             self._events.append(TempIDIssued(message.window))
         elif waiting is Waiting.UPLOAD and isinstance(message, UploadReply):
             self._answered()
@@ -497,7 +527,11 @@ class Phone:
         kept = entries[: self.max_contacts]
         self._contacts.extend((now, entry) for entry in kept)
         if len(entries) > len(kept):
-            problems.append(f"{len(entries) - len(kept):,} entries past the cap were ignored")
+            over = len(entries) - len(kept)
+            problems.append(
+                f"{over:,} {'entry' if over == 1 else 'entries'} past the cap of "
+                f"{self.max_contacts:,} ignored"
+            )
         self._events.append(LoggedIn(username, len(kept), tuple(problems)))
 
     def _error(self, error: ErrorReply) -> None:

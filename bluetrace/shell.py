@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from bluetrace import wire
 from bluetrace.clock import Clock
+from bluetrace.commands import HELP_TEXT
 from bluetrace.errors import LocalProtocolError
 from bluetrace.phone import (
     Address,
@@ -48,17 +49,6 @@ BLOCKED_NOW = "Invalid Password. Your account has been blocked. Please try again
 BLOCKED = "Your account is blocked due to multiple login failures. Please try again later"
 INVALID_COMMAND = "Error. Invalid command"
 BEACON_USAGE = "Usage: Beacon <dest IP> <dest port>  (an IPv4 address, port 1-65535)"
-COMMANDS: tuple[tuple[str, str], ...] = (
-    ("Download_tempID", "get a new 15-minute TempID from the server"),
-    ("Upload_contact_log", "send your contact log to the health authority"),
-    ("Beacon <dest IP> <dest port>", "send your TempID to the phone listening there"),
-    ("logout", "log out and quit"),
-    ("help", "list these commands"),
-)
-COMMAND_NAMES = ("Download_tempID", "Upload_contact_log", "Beacon", "logout", "help")
-HELP = "Commands (case matters):\n" + "\n".join(
-    f"  {usage:<30} {meaning}" for usage, meaning in COMMANDS
-)
 BEACON_REPORTS_PER_SECOND = 5
 """Beacon reports shown in full each second; the rest are summarised, so a
 flood cannot scroll the user's own commands away."""
@@ -146,8 +136,9 @@ class Shell:
 
     def line(self, text: str) -> list[Effect]:
         """One line typed (or read from a pipe)."""
-        if self.stage in _BUSY:
-            # A pipe may run ahead of the replies: keep the order.
+        if self.stage in _BUSY or (self.stage is Stage.READY and self.phone.busy):
+            # A pipe may run ahead of the replies (or the phone is refreshing
+            # its TempID on its own): keep the order.
             if len(self._typed_ahead) < MAX_TYPED_AHEAD:
                 self._typed_ahead.append(text)
             return []
@@ -193,7 +184,7 @@ class Shell:
         effects: list[Effect] = []
         for event in events:
             effects += self._event(event)
-        if self.stage in (Stage.USERNAME, Stage.PASSWORD, Stage.READY):
+        if self.stage in (Stage.USERNAME, Stage.PASSWORD, Stage.READY) and not self.phone.busy:
             effects += self._drain_typed_ahead()
         return effects
 
@@ -262,7 +253,7 @@ class Shell:
             self.stage = Stage.LOGGING_OUT
             return [Transmit()]
         if text in ("help", "?"):
-            return [Show(HELP), Prompt(PROMPT)]
+            return [Show(HELP_TEXT), Prompt(PROMPT)]
         if words[0] == "Beacon":
             return [*self._beacon(words[1:]), Prompt(PROMPT)]
         return [Show(INVALID_COMMAND), Prompt(PROMPT)]
@@ -404,7 +395,11 @@ class Shell:
 
     def _drain_typed_ahead(self) -> list[Effect]:
         effects: list[Effect] = []
-        while self._typed_ahead and self.stage in (Stage.USERNAME, Stage.PASSWORD, Stage.READY):
+        while (
+            self._typed_ahead
+            and self.stage in (Stage.USERNAME, Stage.PASSWORD, Stage.READY)
+            and not self.phone.busy
+        ):
             text = self._typed_ahead.popleft()
             effects += self.end_of_input() if text is None else self.line(text)
         return effects

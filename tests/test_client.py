@@ -1,6 +1,7 @@
 """The real bluetrace-client in a pseudo-terminal, against a real server."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -16,6 +17,13 @@ from bluetrace.timefmt import format_timestamp
 from tests.harness import SAMPLES, WAIT, ServerProcess, free_udp_port, running_server, wait_until
 
 USERS = {"+61410888888": "comp3331", "+61410999999": "bada4568", "+61410777777": "datha457"}
+
+
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def plain(screen: str) -> str:
+    return _CONTROL.sub("", screen).replace("\r\r\n", "\r\n")
 
 
 class Phone:
@@ -41,9 +49,11 @@ class Phone:
         self.proc.expect_exact("> ")
 
     def command(self, text: str) -> str:
+        """What the phone showed for ``text``, as plain lines: the line
+        editor's cursor moves and its CR before the tty's CRLF removed."""
         self.proc.sendline(text)
         self.proc.expect_exact("> ")
-        return str(self.proc.before)
+        return plain(str(self.proc.before))
 
     def finish(self) -> int:
         self.proc.expect(pexpect.EOF)
@@ -299,3 +309,47 @@ def test_bad_arguments(args: list[str]) -> None:
     result = _client(*args)
     assert result.returncode == 2
     assert "usage:" in result.stderr
+
+
+def test_an_upload_past_200000_entries_is_refused_and_the_phone_stays_logged_in(
+    world: tuple[ServerProcess, list[Phone], Path],
+) -> None:
+    """The state table's DISCARDING rows end to end, with the real phone."""
+    server = world[0]
+    folder = world[2] / "big"
+    folder.mkdir()
+    now = datetime.now().replace(microsecond=0)
+    start = now.strftime("%d/%m/%Y %H:%M:%S")
+    expiry = (now + timedelta(minutes=10)).strftime("%d/%m/%Y %H:%M:%S")
+    lines = "".join(f"{i:020d} {start} {expiry}\n" for i in range(200_001))
+    (folder / "+61410888888_contactlog.txt").write_text(lines)
+    out_path = folder / "phone.out"
+    with out_path.open("w") as out:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bluetrace.client",
+                "127.0.0.1",
+                str(server.port),
+                str(free_udp_port()),
+                "--max-contacts",
+                "300000",
+            ],
+            input="+61410888888\ncomp3331\nUpload_contact_log\nDownload_tempID\nlogout\n",
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=folder,
+            timeout=120,
+            check=False,
+        )
+    shown = out_path.read_text()
+    assert result.returncode == 0, result.stderr
+    assert (
+        "Upload refused by the server: an upload may hold at most 200,000 entries; "
+        "this one had 200,001 and was discarded"
+    ) in shown
+    assert "TempID: " in shown.split("Upload refused", 1)[1]  # still logged in
+    checks = server.data_dir / "contact_checks.txt"
+    assert not checks.exists() or checks.read_text() == ""

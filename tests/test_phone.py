@@ -265,3 +265,19 @@ def test_wall_clock_for_windows_is_the_injected_one() -> None:
     pair = logged_in_pair()
     assert pair.clock.wall() == START
     assert isinstance(pair.clock.wall(), datetime)
+
+
+def test_auto_refresh_asks_for_a_new_tempid_before_expiry() -> None:
+    pair = ConnectionPair()
+    pair.phone.refresh_before = 60
+    pair.phone.login(ALICE, USERS[ALICE], pair.clock.monotonic())
+    pair.run()
+    pair.phone.request_tempid(pair.clock.monotonic())
+    (first,) = pair.run()
+    assert isinstance(first, TempIDIssued)
+    assert pair.phone.get_timer() == pair.clock.monotonic() + 900 - 60
+    events = pair.advance(900 - 60)
+    assert len(events) == 1
+    assert isinstance(events[0], TempIDIssued)
+    assert events[0].window.tempid != first.window.tempid
+    assert events[0].window.start == first.window.expiry - timedelta(seconds=59)
