@@ -7,37 +7,60 @@ failures into one line on stderr and an exit status.
 import argparse
 import resource
 import sys
+from collections.abc import Callable
 
 
 def port(text: str, *, allow_zero: bool = True) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not a port number: {text}") from None
     low = 0 if allow_zero else 1
     if not low <= value <= 65535:
         raise argparse.ArgumentTypeError(f"port must be {low}-65535, not {value}")
     return value
 
 
-def positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value < float("inf"):  # also refuses NaN
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
-    return value
+DAY = 24 * 3600
+YEAR = 365 * DAY
 
 
-def whole_seconds(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 second, not {value}")
-    return value
+def seconds(low: float, high: float) -> Callable[[str], float]:
+    """An argument type: a number of seconds with ``low < value <= high``.
+    Every numeric option has a range, so that no value can overflow a timer
+    or a date later, in the middle of serving."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of seconds: {text}") from None
+        if not low < value <= high:  # also refuses NaN and infinity
+            raise argparse.ArgumentTypeError(
+                f"must be more than {low:g} and at most {high:,.0f} seconds, not {text}"
+            )
+        return value
+
+    return parse
+
+
+def whole(low: int, high: int, what: str = "a whole number") -> Callable[[str], int]:
+    """An argument type: an integer with ``low <= value <= high``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: {text}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low:,} to {high:,}, not {value:,}")
+        return value
+
+    return parse
+
+
+positive_seconds = seconds(0, YEAR)
+whole_seconds = whole(1, YEAR, "a whole number of seconds")
 
 
 def fail(program: str, message: str, status: int = 1) -> int:

@@ -58,6 +58,8 @@ Timer = Handle
 class Reactor:
     COMPACT_MIN = 100
     """Cancelled timers tolerated in the heap before it may be compacted."""
+    MAX_WAIT = 3600.0
+    """The longest single select: a timer days away must not overflow it."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
@@ -204,10 +206,10 @@ class Reactor:
             self._cancelled_count = max(0, self._cancelled_count - 1)
         if self._pending_signals or self._ready:
             return 0
+        limit = self.MAX_WAIT if max_wait is None else min(max_wait, self.MAX_WAIT)
         if not self._timers:
-            return max_wait
-        delay = max(0.0, self._timers[0][0] - self.clock())
-        return delay if max_wait is None else min(delay, max_wait)
+            return limit
+        return min(max(0.0, self._timers[0][0] - self.clock()), limit)
 
     def _run_due(self) -> None:
         now = self.clock()

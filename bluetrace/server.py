@@ -18,11 +18,21 @@ import sys
 from pathlib import Path
 
 from bluetrace import __version__
-from bluetrace.cli import fail, port, positive_seconds, raise_descriptor_limit, whole_seconds
+from bluetrace.cli import (
+    DAY,
+    fail,
+    port,
+    positive_seconds,
+    raise_descriptor_limit,
+    seconds,
+    whole,
+    whole_seconds,
+)
 from bluetrace.clock import Clock, SystemClock
 from bluetrace.output import LineOutput
 from bluetrace.reactor import Handle, Reactor
 from bluetrace.records import RecordError, load_credentials, load_tempids
+from bluetrace.registry import TempIDRegistry
 from bluetrace.server_connection import (
     CloseConnection,
     Log,
@@ -36,6 +46,7 @@ from bluetrace.server_core import (
     Limits,
     ServerCore,
 )
+from bluetrace.storage import recover_checks
 from bluetrace.stores import CheckFile, TempIDFile
 from bluetrace.transports import Stream
 
@@ -141,6 +152,13 @@ class Server:
         self._accept_failures = 0
         listener.setblocking(False)
         reactor.add_reader(listener, self._accept)
+        reactor.call_later(core.login_log.INTERVAL, self._login_summary)
+
+    def _login_summary(self) -> None:
+        """Failed logins the log did not show one by one, counted every interval."""
+        for line in self.core.login_log.summary(self.reactor.time()):
+            self.log(line)
+        self.reactor.call_later(self.core.login_log.INTERVAL, self._login_summary)
 
     def _accept(self) -> None:
         for _ in range(ACCEPTS_PER_WAKEUP):
@@ -190,6 +208,21 @@ class Server:
     def log(self, text: str) -> None:
         self.err.write_line(f"{PROGRAM}: {text}")
 
+    def reload_credentials(self, path: Path) -> None:
+        """SIGHUP: read credentials.txt again, so users added while the server
+        runs can log in; a file that no longer loads keeps the old users."""
+        try:
+            credentials = load_credentials(path)
+        except RecordError as exc:
+            self.log(f"credentials not reloaded, keeping {len(self.core.credentials)} users: {exc}")
+            return
+        added = len(credentials.keys() - self.core.credentials.keys())
+        removed = len(self.core.credentials.keys() - credentials.keys())
+        self.core.credentials = credentials
+        self.log(
+            f"credentials reloaded: {len(credentials)} users ({added} added, {removed} removed)"
+        )
+
     def shut_down(self) -> None:
         self.reactor.forget(self.listener)
         self.listener.close()
@@ -207,12 +240,15 @@ def _parser() -> argparse.ArgumentParser:
         prog=PROGRAM,
         description="BlueTrace health-authority server: authenticates phones, issues "
         "TempIDs and checks uploaded contact logs.",
+        epilog="Signals: SIGINT or SIGTERM stop the server (exit 0); SIGHUP reloads "
+        "credentials.txt. Exit status: 0 after a stop, 1 when the data files or the port "
+        "cannot be used, 2 for a usage error.",
     )
     parser.add_argument("server_port", type=port, help="TCP port to listen on (0: any free port)")
     parser.add_argument(
         "block_duration",
         type=positive_seconds,
-        help="seconds a user stays blocked after 3 consecutive failed logins",
+        help="seconds a user stays blocked after 3 consecutive failed logins (up to a year)",
     )
     parser.add_argument(
         "--host",
@@ -231,13 +267,56 @@ def _parser() -> argparse.ArgumentParser:
         "--tempid-lifetime",
         type=whole_seconds,
         default=DEFAULT_TEMPID_LIFETIME,
-        help="seconds a TempID is valid (default: %(default)s)",
+        help="seconds a TempID is valid (1 to a year; default: %(default)s)",
     )
     parser.add_argument(
         "--login-timeout",
-        type=positive_seconds,
+        type=seconds(0, DAY),
         default=DEFAULT_LOGIN_TIMEOUT,
-        help="seconds a connection may take to log in (default: %(default)s)",
+        help="seconds a connection may take to log in (up to a day; default: %(default)s)",
+    )
+    defaults = Limits()
+    limits = parser.add_argument_group(
+        "limits", "bounds that keep one client from holding the server (protocol_spec.md, 4)"
+    )
+    limits.add_argument(
+        "--idle-timeout",
+        type=seconds(0, DAY),
+        default=defaults.idle_timeout,
+        help="seconds a logged-in connection may send no request (up to a day; "
+        "default: %(default)s)",
+    )
+    limits.add_argument(
+        "--stall-timeout",
+        type=seconds(0, DAY),
+        default=defaults.stall_timeout,
+        help="the same while an upload or part of a frame is held for it (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--failed-logins-per-minute",
+        type=whole(1, 1_000_000),
+        default=defaults.failed_logins_per_minute,
+        help="failed logins one source address may make per minute (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--tempids-per-hour",
+        type=whole(1, 1_000_000),
+        default=int(defaults.tempids_per_hour),
+        help="TempIDs one user may download per hour, after a burst of a minute's worth "
+        f"(at least {defaults.tempid_burst}) (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--entries-per-hour",
+        type=whole(1_024, 1_000_000_000),
+        default=int(defaults.entries_per_hour),
+        help="upload entries one user may send per hour, after a burst of "
+        f"{defaults.entry_burst:,} (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--max-held-entries",
+        type=whole(200_000, 100_000_000),
+        default=defaults.max_held_entries,
+        help="upload entries held in all unfinished uploads together (default: %(default)s)",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
@@ -249,7 +328,7 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
         credentials = load_credentials(data_dir / "credentials.txt")
     except RecordError as exc:
         return fail(PROGRAM, str(exc))
-    tempids: dict[str, str] = {}
+    tempids = TempIDRegistry()
     tempids_path = data_dir / "tempIDs.txt"
     try:
         report = load_tempids(tempids_path, tempids)
@@ -259,6 +338,13 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
         print(f"{PROGRAM}: skipped {problem}", file=sys.stderr)
     if len(report.problems) > 20:
         print(f"{PROGRAM}: ... and {len(report.problems) - 20} more bad lines", file=sys.stderr)
+    checks_path = data_dir / CHECKS_FILE
+    try:
+        cut = recover_checks(checks_path)
+    except OSError as exc:
+        return fail(PROGRAM, f"{checks_path}: cannot check it: {exc.strerror or exc}")
+    if cut is not None:
+        print(f"{PROGRAM}: {cut}", file=sys.stderr)
     raise_descriptor_limit()
     try:
         listener = socket.create_server(
@@ -268,7 +354,7 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         return fail(PROGRAM, f"cannot listen on {args.host}:{args.server_port}: {reason}")
     tempid_store = TempIDFile(tempids_path)
-    check_store = CheckFile(data_dir / CHECKS_FILE)
+    check_store = CheckFile(checks_path)
     system_clock = clock or SystemClock()
     core = ServerCore(
         credentials,
@@ -278,7 +364,16 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
         tempid_store=tempid_store,
         check_store=check_store,
         tempid_lifetime=args.tempid_lifetime,
-        limits=Limits(login_timeout=args.login_timeout),
+        limits=Limits(
+            login_timeout=args.login_timeout,
+            idle_timeout=args.idle_timeout,
+            stall_timeout=args.stall_timeout,
+            failed_logins_per_minute=args.failed_logins_per_minute,
+            tempids_per_hour=args.tempids_per_hour,
+            tempid_burst=max(Limits.tempid_burst, args.tempids_per_hour // 60),
+            entries_per_hour=args.entries_per_hour,
+            max_held_entries=args.max_held_entries,
+        ),
     )
     reactor = Reactor(system_clock.monotonic)
     sys.stdout.flush()
@@ -294,6 +389,9 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
     server = Server(reactor, core, listener, out=out, err=err)
     for signum in (signal.SIGINT, signal.SIGTERM):
         reactor.add_signal_handler(signum, server.shut_down)
+    reactor.add_signal_handler(
+        signal.SIGHUP, lambda: server.reload_credentials(data_dir / "credentials.txt")
+    )
     host, bound_port = listener.getsockname()[:2]
     server.log(
         f"listening on {host}:{bound_port} ({len(credentials)} users, "

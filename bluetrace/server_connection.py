@@ -92,6 +92,21 @@ CHECKS_NOT_RECORDED = ErrorReply(
 )
 
 
+_FIXED_ERRORS = {
+    Reply.NOT_LOGGED_IN: (ErrorCode.NOT_LOGGED_IN, "log in first"),
+    Reply.ALREADY_LOGGED_IN: (ErrorCode.ALREADY_LOGGED_IN, "already logged in"),
+    Reply.RATE_LIMITED: (ErrorCode.RATE_LIMITED, "too many requests; try again later"),
+}
+_DISCARD_TEXT = {
+    ErrorCode.TOO_LARGE: "an upload may hold at most {limit:,} entries; "
+    "this one had {count:,} and was discarded",
+    ErrorCode.RATE_LIMITED: "too many upload entries from this user lately; "
+    "the upload ({count:,} entries) was discarded, try again later",
+    ErrorCode.BUSY: "the server is busy with other uploads; "
+    "the upload ({count:,} entries) was discarded, try again later",
+}
+
+
 @dataclass
 class _Upload:
     """An upload between its first and its final chunk."""
@@ -153,6 +168,8 @@ class ServerConnection:
     def __init__(self, core: ServerCore, peer: str, now: float) -> None:
         self.core = core
         self.peer = peer
+        self.address = peer.rsplit(":", 1)[0]
+        """The source address, for the per-address failed-login limit."""
         self.limits = core.limits
         self.state = State.AWAITING_LOGIN
         self.username: str | None = None
@@ -168,8 +185,10 @@ class ServerConnection:
         self._closed = False
         self._upload: _Upload | None = None
         self._discarded = 0
+        self._discard_code = ErrorCode.TOO_LARGE
         self._checking: _Checking | None = None
         self._more_work = False
+        self._last_frame = now
 
     # -- what the host reads ------------------------------------------------
     @property
@@ -192,9 +211,18 @@ class ServerConnection:
             return None
         if self._closing is Closing.LINGER:
             return self._linger_deadline
-        if self._closing is None and self.state is State.AWAITING_LOGIN:
+        if self._closing is not None:
+            return None
+        if self.state is State.AWAITING_LOGIN:
             return self._login_deadline
-        return None
+        return self._idle_deadline()
+
+    def _idle_deadline(self) -> float:
+        """No complete frame for idle_timeout (stall_timeout while an upload
+        or a partial frame is held) ends a logged-in connection."""
+        holding = self.state is not State.LOGGED_IN or self._decoder.buffered > 0
+        limit = self.limits.stall_timeout if holding else self.limits.idle_timeout
+        return self._last_frame + limit
 
     def wants_input(self) -> bool:
         """Whether the host should read more from the peer now. False while
@@ -255,14 +283,17 @@ class ServerConnection:
             self._peer_done = True  # waited long enough for the client
             self._maybe_close()
             return
-        if (
-            self._closing is None
-            and self.state is State.AWAITING_LOGIN
-            and self._login_deadline is not None
-            and now >= self._login_deadline
-        ):
-            self._events.append(Log(f"{self.peer}: no login within the login timeout"))
-            self._apply(Event.LOGIN_TIMEOUT, now, "no login within the time allowed")
+        if self._closing is not None or self._checking is not None:
+            return
+        if self.state is State.AWAITING_LOGIN:
+            if self._login_deadline is not None and now >= self._login_deadline:
+                self._events.append(Log(f"{self.peer}: no login within the login timeout"))
+                self._apply(Event.LOGIN_TIMEOUT, now, "no login within the time allowed")
+        elif now >= self._idle_deadline():
+            idle = now - self._last_frame
+            self._abandon(f"idle for {idle:.0f} s")
+            self._events.append(Log(f"{self.peer}: {self.username} idle for {idle:.0f} s; closed"))
+            self._apply(Event.IDLE_TIMEOUT, now, f"no request for {idle:.0f} seconds")
 
     def commit_done(self, durable: bool) -> None:
         """The group commit ended: send what waited for it, or in place of
@@ -321,14 +352,15 @@ class ServerConnection:
                 return
             if isinstance(message, _NeedData):
                 return
+            self._last_frame = now
             self._handle(message, now)
 
     def _handle(self, message: Message, now: float) -> None:
         state = self.state
         if isinstance(message, LoginRequest):
             if state is State.AWAITING_LOGIN:
-                event = self.core.login(message.username, message.password, now)
-                self._login_attempt(event, message.username)
+                event = self.core.login(message.username, message.password, self.address, now)
+                self._login_attempt(event, message.username, now)
                 if event is Event.LOGIN_OK:
                     self.username = message.username
                 self._apply(event, now)
@@ -340,11 +372,11 @@ class ServerConnection:
         if isinstance(message, TempIDRequest | LogoutRequest):
             if state is State.AWAITING_LOGIN:
                 self._apply(Event.REQUEST_BEFORE_LOGIN, now)
+            elif state is State.LOGGED_IN and isinstance(message, LogoutRequest):
+                self._apply(Event.LOGOUT, now)
             elif state is State.LOGGED_IN:
-                self._apply(
-                    Event.TEMPID_REQUEST if isinstance(message, TempIDRequest) else Event.LOGOUT,
-                    now,
-                )
+                allowed = self.core.may_issue_tempid(self.username or "", now)
+                self._apply(Event.TEMPID_REQUEST if allowed else Event.TEMPID_RATE_LIMITED, now)
             else:
                 self._apply(Event.OTHER_REQUEST, now)
             return
@@ -354,31 +386,41 @@ class ServerConnection:
         self._apply(Event.REPLY_TYPE, now, f"a client may not send {message.TYPE.name}")
 
     def _upload_chunk(self, chunk: UploadRequest, now: float) -> None:
-        state = self.state
+        state, final, size = self.state, chunk.final, len(chunk.entries)
         if state is State.AWAITING_LOGIN:
             self._apply(Event.REQUEST_BEFORE_LOGIN, now)
             return
-        if state is State.LOGGED_IN:
-            self._upload = _Upload(format_timestamp(self.core.clock.wall()))
-            self._discarded = 0
-            state = State.UPLOADING
-            event = Event.UPLOAD_FINAL if chunk.final else Event.UPLOAD_MORE
-        elif state is State.DISCARDING:
-            event = Event.UPLOAD_FINAL if chunk.final else Event.UPLOAD_MORE
-        else:
-            event = Event.UPLOAD_MORE_WITHIN if not chunk.final else Event.UPLOAD_FINAL_WITHIN
+        if state is State.DISCARDING:
+            self._discarded += size
+            self._apply(Event.UPLOAD_FINAL if final else Event.UPLOAD_MORE, now)
+            return
         upload = self._upload
-        if state is State.UPLOADING and upload is not None:
-            if upload.count + len(chunk.entries) > self.limits.max_upload_entries:
-                event = Event.UPLOAD_FINAL_PAST if chunk.final else Event.UPLOAD_MORE_PAST
-                self._discarded = upload.count
-                self._upload = None
-            else:
-                upload.count += len(chunk.entries)
-                upload.chunks.append(chunk.entries)
-        if self._upload is None:
-            self._discarded += len(chunk.entries)
+        if state is State.LOGGED_IN or upload is None:
+            upload = self._upload = _Upload(format_timestamp(self.core.clock.wall()))
+            within = (Event.UPLOAD_FINAL, Event.UPLOAD_MORE)
+        else:
+            within = (Event.UPLOAD_FINAL_WITHIN, Event.UPLOAD_MORE_WITHIN)
+        if upload.count + size > self.limits.max_upload_entries:
+            event = Event.UPLOAD_FINAL_PAST if final else Event.UPLOAD_MORE_PAST
+            self._discard(upload, size, ErrorCode.TOO_LARGE)
+        elif (refusal := self.core.reserve_entries(self.username or "", size, now)) is not None:
+            event = Event.UPLOAD_FINAL_REFUSED if final else Event.UPLOAD_MORE_REFUSED
+            self._discard(upload, size, refusal)
+        else:
+            upload.count += size
+            upload.chunks.append(chunk.entries)
+            event = within[0] if final else within[1]
         self._apply(event, now)
+
+    def _discard(self, upload: _Upload, size: int, code: ErrorCode) -> None:
+        """Drop what the upload holds and count the rest as it passes."""
+        self.core.release_entries(upload.count)
+        self._discarded = upload.count + size
+        self._discard_code = code
+        self._upload = None
+        self._events.append(
+            Log(f"upload from {self.username} discarded ({code.name}) at {upload.count:,} entries")
+        )
 
     # -- the table --------------------------------------------------------------
     def _apply(self, event: Event, now: float, why: str = "") -> None:
@@ -407,51 +449,37 @@ class ServerConnection:
             self._upload = None
         elif reply is Reply.LOGOUT:
             self._send(LogoutReply(), output=f"{self.username} logout")
-        elif reply in (Reply.NONE, Reply.DISCARD):
-            if reply is Reply.DISCARD:
-                self._events.append(
-                    Log(
-                        f"upload from {self.username} passed "
-                        f"{self.limits.max_upload_entries:,} entries; discarding it"
-                    )
-                )
-        else:
-            code, text = self._error_for(reply, why)
-            self._send(ErrorReply(code, text))
+        elif reply not in (Reply.NONE, Reply.DISCARD):
+            self._send(ErrorReply(*self._error_for(reply, why)))
 
     def _error_for(self, reply: Reply, why: str) -> tuple[ErrorCode, str]:
-        limit = self.limits.max_upload_entries
-        if reply is Reply.NOT_LOGGED_IN:
-            return ErrorCode.NOT_LOGGED_IN, "log in first"
-        if reply is Reply.ALREADY_LOGGED_IN:
-            return ErrorCode.ALREADY_LOGGED_IN, "already logged in"
-        if reply is Reply.TIMEOUT:
-            return ErrorCode.TIMEOUT, why
-        if reply in (Reply.TOO_LARGE_DISCARDED, Reply.TOO_LARGE_UPLOAD) and not why:
-            count = self._discarded
-            self._discarded = 0
-            return (
-                ErrorCode.TOO_LARGE,
-                f"an upload may hold at most {limit:,} entries; this one had {count:,} "
-                "and was discarded",
-            )
+        """The ERROR a row's reply cell names, with a sentence for people."""
+        fixed = _FIXED_ERRORS.get(reply)
+        if fixed is not None:
+            return fixed
         if reply is Reply.UNEXPECTED_DISCARDED:
             dropped = self._upload.count if self._upload is not None else 0
-            self._upload = None
+            self._abandon("another request came first")
             return (
                 ErrorCode.UNEXPECTED,
                 f"upload interrupted by another request; {dropped:,} entries dropped",
             )
+        if reply in (Reply.TOO_LARGE_DISCARDED, Reply.REFUSED_DISCARDED, Reply.DISCARD_END):
+            count, code = self._discarded, self._discard_code
+            self._discarded = 0
+            return code, _DISCARD_TEXT[code].format(
+                limit=self.limits.max_upload_entries, count=count
+            )
         if reply is Reply.UNEXPECTED_REQUEST and not why:
             self._discarded = 0
             return ErrorCode.UNEXPECTED, "upload interrupted by another request; it was discarded"
-        if reply is Reply.UNEXPECTED_REQUEST:
-            return ErrorCode.UNEXPECTED, why
-        if reply is Reply.MALFORMED:
-            return ErrorCode.MALFORMED, why
-        if reply is Reply.TOO_LARGE_UPLOAD:
-            return ErrorCode.TOO_LARGE, why
-        return ErrorCode.SHUTTING_DOWN, why
+        code = {
+            Reply.TIMEOUT: ErrorCode.TIMEOUT,
+            Reply.UNEXPECTED_REQUEST: ErrorCode.UNEXPECTED,
+            Reply.MALFORMED: ErrorCode.MALFORMED,
+            Reply.TOO_LARGE_UPLOAD: ErrorCode.TOO_LARGE,
+        }.get(reply, ErrorCode.SHUTTING_DOWN)
+        return code, why
 
     # -- replies that wait for the disk ----------------------------------------
     def _issue_tempid(self) -> None:
@@ -475,6 +503,7 @@ class ServerConnection:
         checking, self._checking = self._checking, None
         if checking is None:
             return
+        self.core.release_entries(checking.upload.count)
         try:
             self.core.record_checks(checking.records)
         except OSError as exc:
@@ -554,6 +583,7 @@ class ServerConnection:
         if self._checking is not None:
             dropped = self._checking.upload.count
         if self._upload is not None or self._checking is not None:
+            self.core.release_entries(dropped)
             self._events.append(
                 Log(
                     f"upload from {self.username} abandoned after {dropped:,} entries; "
@@ -563,14 +593,26 @@ class ServerConnection:
         self._upload = None
         self._checking = None
 
-    def _login_attempt(self, event: Event, username: str) -> None:
+    def _login_attempt(self, event: Event, username: str, now: float) -> None:
+        """Log the attempt: successes and blocks always, failures through the
+        server's aggregating login log (a flood of probes is one summary)."""
         peer = self.peer
         if event is Event.LOGIN_OK:
-            self._events.append(Log(f"{username} login ({peer})"))
+            lines = [f"{username} login ({peer})"]
         elif event is Event.LOGIN_BLOCKED:
-            self._events.append(Log(f"{username}: login refused, blocked ({peer})"))
+            lines = [f"{username}: login refused, blocked ({peer})"]
         elif event is Event.LOGIN_BLOCKS:
-            self._events.append(Log(f"{username}: third failed login, blocked ({peer})"))
-        elif event is Event.LOGIN_WRONG_PASSWORD:
-            count = self.core.guard.failures(username)
-            self._events.append(Log(f"{username}: failed login {count} ({peer})"))
+            lines = [f"{username}: third failed login, blocked ({peer})"]
+        else:
+            log = self.core.login_log
+            if event is Event.LOGIN_WRONG_PASSWORD:
+                count = self.core.guard.failures(username)
+                text = f"{username}: failed login {count} ({peer})"
+                lines = log.note("wrong", text, self.address, now)
+            elif event is Event.LOGIN_UNKNOWN_USER:
+                text = f'unknown user "{username}" ({peer})'
+                lines = log.note("unknown", text, self.address, now)
+            else:
+                text = f"{peer}: too many failed logins from this address; refused"
+                lines = log.note("limited", text, self.address, now)
+        self._events += [Log(line) for line in lines]

@@ -18,6 +18,7 @@ from bluetrace.clock import Clock
 from bluetrace.messages import TempIDWindow
 from bluetrace.states import Event
 from bluetrace.stores import CheckRecord, CheckStore, TempIDRecord, TempIDStore
+from bluetrace.wire import ErrorCode
 
 MAX_FAILURES = 3
 MAX_UPLOAD_ENTRIES = 200_000
@@ -52,6 +53,18 @@ class Limits:
     """Upload entries checked per call once the final chunk has arrived."""
     output_high_water: int = 256 * 1024
     """Unsent reply bytes (held ones included) above which reading pauses."""
+    idle_timeout: float = 3600.0
+    """A logged-in connection that completes no frame for this long is closed."""
+    stall_timeout: float = 60.0
+    """The same, while an upload or a partial frame is held for it."""
+    max_held_entries: int = 2_000_000
+    """Upload entries held across every unfinished upload of the server."""
+    tempids_per_hour: float = 120.0
+    tempid_burst: int = 20
+    entries_per_hour: float = 2_000_000.0
+    entry_burst: int = 400_000
+    failed_logins_per_minute: int = 30
+    """Failed logins (wrong password or unknown user) one source address may make."""
 
     def __post_init__(self) -> None:
         if self.max_upload_entries < wire.MAX_UPLOAD_CHUNK:
@@ -101,6 +114,99 @@ class LoginGuard:
         return self._failures.get(username, 0)
 
 
+class Bucket:
+    """A token bucket: ``burst`` at once, refilled at ``rate`` per second."""
+
+    __slots__ = ("tokens", "updated")
+
+    def __init__(self, burst: float, now: float) -> None:
+        self.tokens = burst
+        self.updated = now
+
+    def take(self, amount: float, rate: float, burst: float, now: float) -> bool:
+        self.tokens = min(burst, self.tokens + (now - self.updated) * rate)
+        self.updated = now
+        if amount > self.tokens:
+            return False
+        self.tokens -= amount
+        return True
+
+
+class AddressGuard:
+    """Failed logins per source address per minute, in fixed one-minute
+    windows; the table is pruned so that it stays bounded."""
+
+    MAX_ADDRESSES = 100_000
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    def over_limit(self, address: str, now: float) -> bool:
+        start, count = self._windows.get(address, (now, 0))
+        return now - start < 60.0 and count >= self.per_minute
+
+    def failure(self, address: str, now: float) -> None:
+        start, count = self._windows.get(address, (now, 0))
+        if now - start >= 60.0:
+            start, count = now, 0
+        self._windows[address] = (start, count + 1)
+        if len(self._windows) > self.MAX_ADDRESSES:
+            self._windows = {
+                key: value for key, value in self._windows.items() if now - value[0] < 60.0
+            }
+
+
+class LoginLog:
+    """Failed logins for the server's log: the first few of each interval
+    one line each, the rest counted and summarised, so that a flood of
+    probes is visible without flooding the log."""
+
+    INTERVAL = 10.0
+    LINES_PER_INTERVAL = 5
+
+    def __init__(self) -> None:
+        self.started = float("-inf")
+        self.shown = 0
+        self.unknown = 0
+        self.wrong = 0
+        self.limited = 0
+        self.addresses: set[str] = set()
+
+    def note(self, kind: str, text: str, address: str, now: float) -> list[str]:
+        lines = self.summary(now) if now - self.started >= self.INTERVAL else []
+        if now - self.started >= self.INTERVAL:
+            self.started, self.shown = now, 0
+        if self.shown < self.LINES_PER_INTERVAL:
+            self.shown += 1
+            return [*lines, text]
+        if kind == "unknown":
+            self.unknown += 1
+        elif kind == "wrong":
+            self.wrong += 1
+        else:
+            self.limited += 1
+        if len(self.addresses) < 10_000:
+            self.addresses.add(address)
+        return lines
+
+    def summary(self, now: float) -> list[str]:
+        """The counts since the interval began, if any, and a fresh count."""
+        total = self.unknown + self.wrong + self.limited
+        if not total:
+            return []
+        line = (
+            f"{total:,} more failed logins not shown: {self.unknown:,} unknown users, "
+            f"{self.wrong:,} wrong passwords, {self.limited:,} refused as rate-limited, "
+            f"from {len(self.addresses):,} addresses"
+        )
+        self.unknown = self.wrong = self.limited = 0
+        self.addresses = set()
+        self.started = now
+        self.shown = 0
+        return [line]
+
+
 def random_tempid() -> str:
     return f"{secrets.randbelow(10**20):020d}"
 
@@ -130,20 +236,51 @@ class ServerCore:
         self.tempid_lifetime = tempid_lifetime
         self.limits = limits or Limits()
         self.draw_tempid = draw_tempid
+        self.addresses = AddressGuard(self.limits.failed_logins_per_minute)
+        self.login_log = LoginLog()
+        self.held_entries = 0
+        """Entries held by every unfinished upload: bounded by max_held_entries."""
+        self._tempid_buckets: dict[str, Bucket] = {}
+        self._entry_buckets: dict[str, Bucket] = {}
 
-    def login(self, username: str, password: str, now: float) -> Event:
+    def login(self, username: str, password: str, address: str, now: float) -> Event:
         """Classify one login attempt as its row of the state table."""
+        if self.addresses.over_limit(address, now):
+            return Event.LOGIN_RATE_LIMITED
         expected = self.credentials.get(username)
         if expected is None:
+            self.addresses.failure(address, now)
             return Event.LOGIN_UNKNOWN_USER
         if self.guard.is_blocked(username, now):
             return Event.LOGIN_BLOCKED
         if hmac.compare_digest(expected.encode("utf-8"), password.encode("utf-8")):
             self.guard.success(username)
             return Event.LOGIN_OK
+        self.addresses.failure(address, now)
         if self.guard.failure(username, now):
             return Event.LOGIN_BLOCKS
         return Event.LOGIN_WRONG_PASSWORD
+
+    def may_issue_tempid(self, username: str, now: float) -> bool:
+        """The user's TempID rate: a burst, then tempids_per_hour."""
+        limits = self.limits
+        bucket = self._tempid_buckets.setdefault(username, Bucket(limits.tempid_burst, now))
+        return bucket.take(1, limits.tempids_per_hour / 3600.0, limits.tempid_burst, now)
+
+    def reserve_entries(self, username: str, count: int, now: float) -> ErrorCode | None:
+        """Hold ``count`` more upload entries for ``username``; the refusal's
+        code when the user's entry rate or the server's budget forbids it."""
+        limits = self.limits
+        if self.held_entries + count > limits.max_held_entries:
+            return ErrorCode.BUSY
+        bucket = self._entry_buckets.setdefault(username, Bucket(limits.entry_burst, now))
+        if not bucket.take(count, limits.entries_per_hour / 3600.0, limits.entry_burst, now):
+            return ErrorCode.RATE_LIMITED
+        self.held_entries += count
+        return None
+
+    def release_entries(self, count: int) -> None:
+        self.held_entries = max(0, self.held_entries - count)
 
     def issue_tempid(self, username: str) -> TempIDWindow:
         """Draw a fresh TempID and write its record (durable at the next sync).

@@ -31,9 +31,12 @@ class Event(enum.Enum):
     LOGIN_WRONG_PASSWORD = "LOGIN, wrong password, 1st or 2nd consecutive failure"  # noqa: S105
     LOGIN_BLOCKS = "LOGIN, wrong password, 3rd consecutive failure"
     LOGIN_BLOCKED = "LOGIN for a blocked user, any password"
+    LOGIN_RATE_LIMITED = "LOGIN from an address over its failed-login limit"
     REQUEST_BEFORE_LOGIN = "TEMPID_REQUEST, UPLOAD or LOGOUT"
     LOGIN_TIMEOUT = "(login timeout passes)"
+    IDLE_TIMEOUT = "(idle timeout passes)"
     TEMPID_REQUEST = "TEMPID_REQUEST"
+    TEMPID_RATE_LIMITED = "TEMPID_REQUEST over the user's TempID rate"
     UPLOAD_MORE = "UPLOAD, final = 0"
     UPLOAD_FINAL = "UPLOAD, final = 1"
     LOGIN_AGAIN = "LOGIN"
@@ -42,6 +45,8 @@ class Event(enum.Enum):
     UPLOAD_MORE_PAST = "UPLOAD, final = 0, total past the upload limit"
     UPLOAD_FINAL_WITHIN = "UPLOAD, final = 1, total within the upload limit"
     UPLOAD_FINAL_PAST = "UPLOAD, final = 1, total past the upload limit"
+    UPLOAD_MORE_REFUSED = "UPLOAD, final = 0, over the user's entry rate or the upload budget"
+    UPLOAD_FINAL_REFUSED = "UPLOAD, final = 1, over the user's entry rate or the upload budget"
     OTHER_REQUEST = "LOGIN, TEMPID_REQUEST or LOGOUT"
     REPLY_TYPE = "a reply type (`0x81`-`0x84`, `0xFF`)"
     MALFORMED = "a bad header, an unknown type or a malformed body"
@@ -68,6 +73,9 @@ class Reply(enum.Enum):
     TOO_LARGE_DISCARDED = "ERROR TOO_LARGE (upload discarded)"
     UNEXPECTED_DISCARDED = "ERROR UNEXPECTED (upload discarded)"
     TOO_LARGE_UPLOAD = "ERROR TOO_LARGE"
+    RATE_LIMITED = "ERROR RATE_LIMITED"
+    REFUSED_DISCARDED = "ERROR RATE_LIMITED or BUSY (upload discarded)"
+    DISCARD_END = "ERROR TOO_LARGE, RATE_LIMITED or BUSY (why it was discarded)"
     UNEXPECTED_REQUEST = "ERROR UNEXPECTED"
     MALFORMED = "ERROR MALFORMED"
     SHUTTING_DOWN = "ERROR SHUTTING_DOWN"
@@ -96,21 +104,30 @@ ROWS: tuple[tuple[State | None, Event, Reply, State], ...] = (
     (_A, Event.LOGIN_WRONG_PASSWORD, Reply.LOGIN_WRONG_PASSWORD, _A),
     (_A, Event.LOGIN_BLOCKS, Reply.LOGIN_BLOCKED_NOW, _C),
     (_A, Event.LOGIN_BLOCKED, Reply.LOGIN_BLOCKED, _C),
+    (_A, Event.LOGIN_RATE_LIMITED, Reply.RATE_LIMITED, _A),
     (_A, Event.REQUEST_BEFORE_LOGIN, Reply.NOT_LOGGED_IN, _A),
     (_A, Event.LOGIN_TIMEOUT, Reply.TIMEOUT, _C),
     (_L, Event.TEMPID_REQUEST, Reply.TEMPID, _L),
+    (_L, Event.TEMPID_RATE_LIMITED, Reply.RATE_LIMITED, _L),
     (_L, Event.UPLOAD_MORE, Reply.NONE, _U),
     (_L, Event.UPLOAD_FINAL, Reply.UPLOAD, _L),
+    (_L, Event.UPLOAD_MORE_REFUSED, Reply.DISCARD, _D),
+    (_L, Event.UPLOAD_FINAL_REFUSED, Reply.REFUSED_DISCARDED, _L),
     (_L, Event.LOGIN_AGAIN, Reply.ALREADY_LOGGED_IN, _L),
     (_L, Event.LOGOUT, Reply.LOGOUT, _C),
+    (_L, Event.IDLE_TIMEOUT, Reply.TIMEOUT, _C),
     (_U, Event.UPLOAD_MORE_WITHIN, Reply.NONE, _U),
     (_U, Event.UPLOAD_MORE_PAST, Reply.DISCARD, _D),
     (_U, Event.UPLOAD_FINAL_WITHIN, Reply.UPLOAD, _L),
     (_U, Event.UPLOAD_FINAL_PAST, Reply.TOO_LARGE_DISCARDED, _L),
+    (_U, Event.UPLOAD_MORE_REFUSED, Reply.DISCARD, _D),
+    (_U, Event.UPLOAD_FINAL_REFUSED, Reply.REFUSED_DISCARDED, _L),
     (_U, Event.OTHER_REQUEST, Reply.UNEXPECTED_DISCARDED, _L),
+    (_U, Event.IDLE_TIMEOUT, Reply.TIMEOUT, _C),
     (_D, Event.UPLOAD_MORE, Reply.NONE, _D),
-    (_D, Event.UPLOAD_FINAL, Reply.TOO_LARGE_UPLOAD, _L),
+    (_D, Event.UPLOAD_FINAL, Reply.DISCARD_END, _L),
     (_D, Event.OTHER_REQUEST, Reply.UNEXPECTED_REQUEST, _L),
+    (_D, Event.IDLE_TIMEOUT, Reply.TIMEOUT, _C),
     (ANY, Event.REPLY_TYPE, Reply.UNEXPECTED_REQUEST, _C),
     (ANY, Event.MALFORMED, Reply.MALFORMED, _C),
     (ANY, Event.OVERSIZED, Reply.TOO_LARGE_UPLOAD, _C),

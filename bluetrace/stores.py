@@ -14,7 +14,7 @@ from typing import Protocol
 
 from bluetrace.messages import TempIDWindow
 from bluetrace.records import tempid_line
-from bluetrace.storage import LineAppender
+from bluetrace.storage import CheckLog, LineAppender
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,19 +79,20 @@ class TempIDFile:
 
 
 class CheckFile:
-    """contact_checks.txt: each upload's lines written in one append."""
+    """contact_checks.txt: each upload one committed block, all or nothing
+    (``storage.CheckLog``; a torn tail is cut off at start-up)."""
 
     def __init__(self, path: Path) -> None:
-        self._appender = LineAppender(path, durable=False)
+        self._log = CheckLog(path)
 
     def append_upload(self, records: Sequence[CheckRecord]) -> None:
-        self._appender.append([record.line() for record in records])
+        self._log.append_upload([record.line() for record in records])
 
     def sync(self) -> None:
-        self._appender.sync()
+        self._log.sync()
 
     def close(self) -> None:
-        self._appender.close()
+        self._log.close()
 
 
 class MemoryTempIDStore:

@@ -87,7 +87,7 @@ def test_client_killed_mid_frame_and_mid_upload_records_nothing(tmp_path: Path) 
 def test_server_sigkilled_during_a_burst_keeps_every_tempid_it_told(tmp_path: Path) -> None:
     told: dict[str, str] = {}
     users = [("+61410666666", "kara1234"), ("+61410777777", "datha457"), (USER, PASSWORD)]
-    with running_server(tmp_path) as server:
+    with running_server(tmp_path, "--tempids-per-hour", "1000000") as server:
         clients = [(server.connect(), users[i % 3][0]) for i in range(20)]
         for (client, user), (_, password) in zip(clients, users * 7, strict=False):
             _login(client, user, password)

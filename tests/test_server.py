@@ -71,7 +71,8 @@ def test_blocking_spans_connections_and_source_addresses(tmp_path: Path) -> None
 
 
 def test_many_concurrent_clients(tmp_path: Path) -> None:
-    with running_server(tmp_path) as server:
+    # 25 TempIDs per user at once: above the default burst, so the limit is raised.
+    with running_server(tmp_path, "--tempids-per-hour", "6000") as server:
         users = [
             ("+61410666666", "kara1234"),
             ("+61410777777", "datha457"),
@@ -185,7 +186,8 @@ def test_bad_credentials_stop_the_server_naming_file_and_line(tmp_path: Path) ->
     result = _run_server("0", "60", "--host", "127.0.0.1", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().endswith(
-        "credentials.txt:2: expected '<username> <password>' separated by one space"
+        "credentials.txt:2: no password after the username: "
+        "expected '<username> <password>' separated by one space"
     )
     assert "Traceback" not in result.stderr
     missing = _run_server(
@@ -214,3 +216,16 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
     assert "(" not in result.stderr  # no Python reprs
+
+
+def test_sighup_reloads_credentials_so_new_users_can_log_in(tmp_path: Path) -> None:
+    with running_server(tmp_path) as server:
+        client = server.connect()
+        assert client.call(LoginRequest("+61400000001", "newpass1")) == LoginReply(
+            LoginStatus.UNKNOWN_USER
+        )
+        with (server.data_dir / "credentials.txt").open("a") as credentials:
+            credentials.write("\r\n+61400000001 newpass1\r\n")
+        server.proc.send_signal(signal.SIGHUP)
+        server.stderr.wait_for(r"credentials reloaded: 5 users \(1 added, 0 removed\)")
+        assert client.call(LoginRequest("+61400000001", "newpass1")) == LoginReply(LoginStatus.OK)
