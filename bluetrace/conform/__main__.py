@@ -1,0 +1,7 @@
+"""``python -m bluetrace.conform`` is the same as ``bluetrace-conform``."""
+
+import sys
+
+from bluetrace.conform.cli import main
+
+sys.exit(main())
