@@ -10,6 +10,7 @@ from bluetrace.messages import (
     LoginRequest,
     LogoutReply,
     LogoutRequest,
+    Message,
     TempIDReply,
     TempIDRequest,
     TempIDWindow,
@@ -22,7 +23,7 @@ from bluetrace.messages import (
 WINDOW = TempIDWindow(
     "12345678901234567893", datetime(2020, 5, 14, 17, 54, 6), datetime(2020, 5, 14, 18, 9, 5)
 )
-SEEDS = {
+SEEDS: dict[str, Message] = {
     "login": LoginRequest("+61410888888", "comp3331"),
     "login_reply": LoginReply(wire.LoginStatus.BLOCKED_NOW),
     "tempid_request": TempIDRequest(),

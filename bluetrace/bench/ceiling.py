@@ -7,7 +7,10 @@ the real server, lets the client close first after the logout reply.
 ``python -m bluetrace.bench.ceiling udp PATH`` receives datagrams and appends
 each to PATH as a line, as a client's contact log would be.
 
-Both print ``port N`` once listening, and stop on SIGTERM.
+``python -m bluetrace.bench.ceiling startup tempids|credentials PATH`` reads
+PATH into a dict keyed as the server keys it (TempID; username), then listens.
+
+All print ``port N`` once listening, and stop on SIGTERM.
 """
 
 import os
@@ -18,6 +21,7 @@ import sys
 
 from bluetrace import wire
 from bluetrace.bench import frames
+from bluetrace.bench.processes import raise_descriptor_limit
 
 _REPLIES = {
     wire.MessageType.LOGIN: frames.LOGIN_OK,
@@ -27,8 +31,6 @@ _REPLIES = {
 
 
 def tcp() -> None:
-    from bluetrace.cli import raise_descriptor_limit  # noqa: PLC0415
-
     raise_descriptor_limit()
     listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
     listener.setblocking(False)
@@ -79,10 +81,34 @@ def udp(path: str) -> None:
         os.write(fd, data[:58] + b"\n")
 
 
+def startup(kind: str, path: str) -> None:
+    """A lean but plain start: TempIDs as integers mapped to their line's
+    offset in the file (users as bytes to password), no validation."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if kind == "tempids":
+        tempids: dict[int, int] = {}
+        offset = 0
+        for line in data.split(b"\n"):
+            if line:
+                tempids[int(line.split(b" ", 2)[1])] = offset
+            offset += len(line) + 1
+        held = len(tempids)
+    else:
+        users = dict(line.split(b" ", 1) for line in data.split(b"\n") if line)
+        held = len(users)
+    del data
+    listener = socket.create_server(("127.0.0.1", 0))
+    print(f"port {listener.getsockname()[1]} ({held} held)", flush=True)
+    signal.pause()
+
+
 def main(argv: list[str]) -> None:
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     if argv[0] == "tcp":
         tcp()
+    elif argv[0] == "startup":
+        startup(argv[1], argv[2])
     else:
         udp(argv[1])
 

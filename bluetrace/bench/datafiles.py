@@ -1,0 +1,22 @@
+"""Large server data files written for the bench (tempIDs.txt, credentials.txt)."""
+
+import random
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from bluetrace.timefmt import format_timestamp
+
+
+def write_tempids(path: Path, count: int) -> list[str]:
+    """``count`` valid tempIDs.txt lines with distinct random TempIDs."""
+    rng = random.Random(1)
+    start = datetime(2020, 5, 14, 17, 54, 6)
+    tempids = list(dict.fromkeys(f"{rng.randrange(10**20):020d}" for _ in range(count)))
+    stamp = (
+        f"{format_timestamp(start)} {format_timestamp(start + timedelta(minutes=14, seconds=59))}"
+    )
+    with path.open("w") as handle:
+        handle.writelines(
+            f"+614{i % 1000:08d} {tempid} {stamp}\n" for i, tempid in enumerate(tempids)
+        )
+    return tempids
