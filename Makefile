@@ -17,6 +17,7 @@ FUZZ_RUNS  ?= 1000000
 FUZZ_SECONDS ?= 600
 BENCH_ONLY ?=
 SCENARIO   ?= office
+SEEDS      ?= 5
 SIM_OUT    ?= $(CURDIR)/.bluetrace/sim/$(SCENARIO)
 
 .PHONY: help install test lint typecheck unit fuzz bench simulate sim-bench investigate \
@@ -63,10 +64,11 @@ bench: install
 	$(BIN)/python -m bluetrace.bench $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
 
 simulate: install
-	$(BIN)/bluetrace-sim run $(SCENARIO) --out $(SIM_OUT)
+	$(BIN)/bluetrace-sim run $(SCENARIO) --seeds $(SEEDS) --out $(SIM_OUT)
 
 sim-bench: install
-	$(BIN)/python -m bluetrace.sim.bench
+	@mkdir -p .bluetrace/bench
+	$(BIN)/python -m bluetrace.sim.bench --json .bluetrace/bench/sim.json
 
 investigate: install
 	$(BIN)/python -m bluetrace.sim.investigate

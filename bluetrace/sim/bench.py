@@ -1,0 +1,175 @@
+"""``python -m bluetrace.sim.bench``: the fast engine's speed and memory against its targets.
+
+Runs the built-in ``town`` scenario (100,000 people, 21 days) through the fast
+engine and the metrics, and prints wall time and peak memory (resident set,
+from the kernel's high-water mark) next to the issue's targets (60 s and
+2 GiB on this machine) and next to a ceiling measured in the same run: the
+irreducible work of generating every day's co-location intervals and drawing
+one binomial per directed interval, which no encounter-level engine can beat.
+``--quick`` runs a small version (for a smoke test); ``--json PATH`` also
+writes the figures as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from bluetrace.sim.fast import run_fast
+from bluetrace.sim.metrics import seed_metrics
+from bluetrace.sim.scenario import Scenario, ScenarioError, apply_overrides, load_scenario
+from bluetrace.sim.world import World
+
+TARGET_SECONDS = 60.0
+TARGET_BYTES = 2 * 1024**3
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process so far (ru_maxrss is KiB on Linux)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the table; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m bluetrace.sim.bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="1,000 people x 2 days")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", metavar="PATH", help="also write the figures here")
+    args = parser.parse_args(argv)
+    try:
+        scenario = load_scenario("town")
+        if args.quick:
+            scenario = apply_overrides(scenario, [
+                "population=1000", "days=2", "place.household.count=250",
+                "place.office.count=80", "place.tram.count=1",
+            ])
+    except ScenarioError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 2
+    t_ceiling = ceiling_seconds(scenario, args.seed)
+    t0 = time.perf_counter()
+    world = World.build(scenario, args.seed)
+    result = run_fast(world)
+    t_engine = time.perf_counter() - t0
+    metrics = seed_metrics(world, result)
+    t_total = time.perf_counter() - t0
+    peak = peak_rss_bytes()
+    cpu = platform.processor() or platform.machine()
+    print(f"machine: {platform.node()} ({cpu}, {os.cpu_count()} CPUs), Python "
+          f"{platform.python_version()}")
+    print(f"scenario: {scenario.name}, {world.n:,} phones x {scenario.days} days, "
+          f"seed {args.seed}")
+    print(f"{'figure':40s} {'measured':>14s} {'ceiling':>9s} {'ratio':>6s} {'target':>8s}")
+    ratio = f"{t_engine / t_ceiling:.1f}x" if t_ceiling > 0 else ""
+    rows = [
+        ("fast engine wall time (s)", f"{t_engine:.1f}", f"{t_ceiling:.1f}", ratio,
+         f"<= {TARGET_SECONDS:.0f}"),
+        ("engine + metrics wall time (s)", f"{t_total:.1f}", "", "", f"<= {TARGET_SECONDS:.0f}"),
+        ("peak memory (GiB)", f"{peak / 1024**3:.2f}", "", "",
+         f"<= {TARGET_BYTES / 1024**3:.0f}"),
+        ("pair-days heard both ways", f"{result.pair_days['both']:,}"
+         if result.pair_days else "n/a", "", "", ""),
+        ("beacon opportunities simulated", f"{result.beacons_sent:,}", "", "", ""),
+        ("detections listed (recorded receivers)", f"{result.detections.size:,}", "", "", ""),
+    ]
+    for name, measured, ceiling, rat, target in rows:
+        print(f"{name:40s} {measured:>14s} {ceiling:>9s} {rat:>6s} {target:>8s}")
+    det = metrics["detection"]["log"][scenario.primary_rule]
+    print(f"log recall vs {scenario.primary_rule}: {det['tp']} of {det['true']}, "
+          f"precision {det['tp']} of {det['named']}")
+    exact = exact_figures(quick=args.quick)
+    print(
+        f"{'exact engine: beacon deliveries/s':40s} {exact['deliveries_per_s']:>14,.0f} "
+        f"{exact['parser_ceiling_per_s']:>9,.0f} "
+        f"{exact['deliveries_per_s'] / exact['parser_ceiling_per_s']:>6.2f} "
+        f"{'>= ' + format(EXACT_TARGET, ','):>8s}"
+    )
+    print(
+        f"  ({exact['deliveries']:,.0f} beacons through the real parser and phones, "
+        f"{exact['phones']:.0f} phones, office scenario; the drawing the fast engine shares "
+        f"({exact['fast_s']:.2f} s) is taken out; ceiling: decode_beacon alone)"
+    )
+    ok = (
+        t_engine <= TARGET_SECONDS
+        and peak <= TARGET_BYTES
+        and exact["deliveries_per_s"] >= EXACT_TARGET
+    )
+    print("within targets" if ok else "OUTSIDE targets")
+    if args.json:
+        figures = {
+            "machine": platform.node(), "cpus": os.cpu_count(), "phones": world.n,
+            "days": scenario.days, "seed": args.seed, "engine_s": round(t_engine, 3),
+            "engine_and_metrics_s": round(t_total, 3), "ceiling_s": round(t_ceiling, 3),
+            "peak_rss_bytes": peak, "target_s": TARGET_SECONDS, "target_bytes": TARGET_BYTES,
+            "exact": exact, "exact_target_per_s": EXACT_TARGET,
+        }
+        Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")
+    return 0
+
+
+EXACT_TARGET = 100_000
+"""Beacon deliveries per second the exact engine should reach (real parser)."""
+
+
+def exact_figures(*, quick: bool) -> dict[str, float]:
+    """Beacon deliveries per second through the exact engine, on the office
+    scenario: the exact run's time less the fast engine's on the same world
+    (the same radio draws), beside the real beacon parser alone."""
+    from bluetrace.messages import decode_beacon, encode_beacon  # noqa: PLC0415
+    from bluetrace.sim.exact import run_exact  # noqa: PLC0415
+    from bluetrace.sim.fast import run_fast as fast  # noqa: PLC0415
+
+    scenario = load_scenario("office")
+    if quick:
+        scenario = apply_overrides(scenario, ["place.office.end=11"])
+    world = World.build(scenario, 1)
+    world.intervals()  # built once, outside both timings
+    t0 = time.perf_counter()
+    fast(world, scenario, np.random.default_rng([1, 2]))
+    t_fast = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    result = run_exact(world, scenario, np.random.default_rng([1, 2]))
+    t_exact = time.perf_counter() - t0
+    received = result.beacons_received
+    from bluetrace.messages import TempIDWindow  # noqa: PLC0415
+
+    moment = datetime(2020, 5, 14, 9)
+    datagram = encode_beacon(TempIDWindow("1" * 20, moment, moment + timedelta(minutes=14)))
+    rounds = 100_000 if quick else 300_000
+    t0 = time.perf_counter()
+    for _ in range(rounds):
+        decode_beacon(datagram)
+    t_parse = time.perf_counter() - t0
+    return {
+        "deliveries": float(received),
+        "phones": float(result.extra.get("phones", 0.0)),
+        "exact_s": t_exact,
+        "fast_s": t_fast,
+        "deliveries_per_s": received / max(t_exact - t_fast, 1e-9),
+        "deliveries_per_s_overall": received / t_exact,
+        "parser_ceiling_per_s": rounds / t_parse,
+    }
+
+
+def ceiling_seconds(scenario: Scenario, seed: int) -> float:
+    """Wall time of the irreducible work: every day's intervals and one binomial draw each."""
+    world = World.build(scenario, seed)
+    rng = np.random.default_rng([seed, 9])
+    start = time.perf_counter()
+    for _, iv in world.iter_days():
+        rng.binomial(np.full(2 * iv.size, 10), 0.5)
+    return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    sys.exit(main())

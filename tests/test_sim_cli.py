@@ -1,0 +1,136 @@
+"""bluetrace-sim on the command line: outputs, reproducibility and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bluetrace.sim import runner
+from bluetrace.sim.cli import main
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_run_writes_every_output_and_a_self_contained_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(capsys, "run", "spec", "--out", str(tmp_path / "a"), "--seeds", "2",
+                          "--sweep", "p_loss=0,0.5", "--progress", "off")
+    assert code == 0, err
+    assert f"report: {tmp_path / 'a' / 'report.html'}" in out
+    assert "recall of true close contacts" in out
+    for name in ("results.json", "metrics.csv", "per_seed.csv", "roc.csv", "continuity.csv",
+                 "attenuation.csv", "timelines.csv",
+                 "sweep.csv", "report.html", "timing.json"):
+        assert (tmp_path / "a" / name).is_file(), name
+    for fig in ("attenuation_vs_distance", "roc", "timelines", "sweep"):
+        assert (tmp_path / "a" / "figures" / f"{fig}.png").stat().st_size > 1000
+        assert (tmp_path / "a" / "figures" / f"{fig}.svg").read_text().lstrip().startswith("<?xml")
+    html = (tmp_path / "a" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4
+    assert not re.search(r"(src|href)=\"(https?:)?//", html)
+    assert "<script" not in html
+    # The report opens with the headline numbers, then the parameters.
+    assert html.index("Headline numbers") < html.index("Parameters") < html.index("Figures")
+    results = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert results["seeds"] == [1, 2]
+    assert results["engine"] == "fast"
+    assert results["scenario"]["name"] == "spec"
+    assert "numpy" in results["versions"]
+    cell = results["metrics"]["detection"]["log"]["covidsafe"]
+    assert cell["tp"] == 4
+    assert cell["true"] == 4
+    assert [row["value"] for row in results["sweep"]] == ["0", "0.5"]
+
+
+def test_same_seed_gives_identical_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("a", "b", "c"):
+        seed = "3" if name != "c" else "4"
+        code, _, err = _run(capsys, "run", "office", "--seed", seed, "--no-sweep",
+                            "--out", str(tmp_path / name), "--progress", "off")
+        assert code == 0, err
+    for f in ("results.json", "metrics.csv", "per_seed.csv", "continuity.csv", "roc.csv",
+              "timelines.csv", "report.html", "figures/roc.svg"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    assert (tmp_path / "a" / "per_seed.csv").read_bytes() != (
+        tmp_path / "c" / "per_seed.csv").read_bytes()
+
+
+def test_toml_file_with_overrides(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text(
+        'name = "mine"\npopulation = 4\ninfected = [0]\nprofiles = { "gaen" = 1.0 }\n'
+        '[[place]]\nname = "desk"\nper_place = 4\nrows = 2\ncols = 2\npitch = 1.0\n'
+    )
+    code, out, err = _run(capsys, "run", str(path), "--set", "uptake=1.0", "--no-sweep",
+                          "--out", str(tmp_path / "o"), "--progress", "off")
+    assert code == 0, err
+    assert out.startswith("mine: 4 people")
+    saved = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert saved["scenario"]["profiles"] == {"gaen": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["run", "atlantis"], "no scenario 'atlantis'"),
+        (["run", "office", "--set", "uptake=7"], "uptake must be in [0, 1]"),
+        (["run", "office", "--set", "bogus"], "--set needs key=value"),
+        (["run", "office", "--seeds", "0"], "--seeds must be at least 1"),
+        (["run", "office", "--seed", "x"], "invalid int value"),
+        (["run", "office", "--engine", "warp"], "invalid choice"),
+        (["run", "office", "--sweep", "uptake=0.5"], "--sweep needs"),
+        (["run", "/nonexistent/dir/x.toml"], "cannot read"),
+        (["frobnicate"], "invalid choice"),
+        ([], "a command is needed"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith("bluetrace-sim: error: ")
+    assert needle in err
+
+
+def test_missing_exact_engine_is_reported(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # None in sys.modules makes the import fail exactly as if the file were absent.
+    monkeypatch.setitem(sys.modules, "bluetrace.sim.exact", None)
+    code, _, err = _run(capsys, "run", "spec", "--engine", "exact", "--progress", "off")
+    assert code == 2
+    assert "exact engine" in err
+    assert err.count("\n") == 1
+    with pytest.raises(runner.EngineUnavailableError, match="exact engine"):
+        runner.get_engine("exact")
+
+
+def test_scenarios_version_and_module_entry(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "scenarios")
+    assert code == 0
+    names = [line.split()[0] for line in out.splitlines()]
+    assert {"office", "classroom", "tram", "bus", "city", "spec"} <= set(names)
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith("bluetrace-sim ")
+    proc = subprocess.run([sys.executable, "-m", "bluetrace.sim", "--help"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0
+    assert "run" in proc.stdout
+    assert proc.stderr == ""

@@ -1,0 +1,266 @@
+"""Exposure rules on hand-made histograms, scoring code, and the V1 synthetic acceptance.
+
+The replay of Leith's own tram and bus data would need the per-pair attenuation
+histograms, which this project does not have; so the rule code is checked on
+histograms whose answers are worked out by hand (including ones that sit
+exactly on the published maxima), and the synthetic acceptance runs in full.
+"""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bluetrace.sim import exposure
+from bluetrace.sim.exposure import (
+    ALL_EDGES,
+    BELOW_68_10,
+    BELOW_70_15,
+    GERMAN,
+    ITALIAN,
+    SWISS,
+    AttenuationHistogram,
+    auc,
+    histogram_from_readings,
+    notifies,
+    rates,
+    reading_durations,
+    weighted_minutes,
+)
+from bluetrace.sim.radio import PRESETS
+from bluetrace.sim.rules import ExposureRule
+
+
+def hist(*minutes: float) -> AttenuationHistogram:
+    """Minutes below 50, 50-55, 55-63, 63-68, 68-70 and at or above 70 dB."""
+    assert ALL_EDGES == (50.0, 55.0, 63.0, 68.0, 70.0)
+    return AttenuationHistogram(ALL_EDGES, minutes)
+
+
+# -- the rules on hand-made histograms ----------------------------------------------
+
+
+def test_rule_parameters_are_the_published_ones() -> None:
+    assert (SWISS.thresholds, SWISS.weights, SWISS.minutes, SWISS.strict) == (
+        (50.0, 55.0), (1.0, 0.5), 15.0, False,
+    )  # fmt: skip
+    assert (GERMAN.thresholds, GERMAN.weights, GERMAN.minutes) == ((55.0, 63.0), (1.0, 0.5), 15.0)
+    assert (ITALIAN.thresholds, ITALIAN.weights, ITALIAN.strict) == ((50.0, 70.0), (1.0, 1.0), True)
+
+
+def test_weighted_minutes_worked_by_hand() -> None:
+    h = hist(8, 6, 4, 3, 2, 1)
+    assert weighted_minutes(SWISS, h) == 8 + 0.5 * 6  # 11
+    assert weighted_minutes(GERMAN, h) == 8 + 6 + 0.5 * 4  # 16
+    assert weighted_minutes(ITALIAN, h) == 8 + 6 + 4 + 3 + 2  # 23
+    assert weighted_minutes(BELOW_68_10, h) == 21
+    assert (notifies(SWISS, h), notifies(GERMAN, h), notifies(ITALIAN, h)) == (False, True, True)
+    assert notifies(BELOW_68_10, h)
+    assert notifies(BELOW_70_15, h)
+
+
+def test_published_tram_maxima_do_not_notify() -> None:
+    """A pair at the published maxima (Swiss 10.0, German 13.5 weighted min) stays silent."""
+    h = hist(7, 6, 1, 0, 0, 1)
+    assert weighted_minutes(SWISS, h) == 10.0
+    assert weighted_minutes(GERMAN, h) == 13.5
+    assert not notifies(SWISS, h)
+    assert not notifies(GERMAN, h)
+
+
+def test_boundaries_at_fifteen_minutes() -> None:
+    """Swiss and German notify at 15 weighted minutes; Italian needs more than 15."""
+    exactly = hist(15, 0, 0, 0, 0, 0)
+    assert notifies(SWISS, exactly)
+    assert notifies(GERMAN, exactly)
+    assert not notifies(ITALIAN, exactly)
+    assert notifies(ITALIAN, hist(15, 0, 0, 0, 0.5, 0))
+    half = hist(0, 30, 0, 0, 0, 0)  # 30 min at 50-55 dB: Swiss 15, German 30
+    assert weighted_minutes(SWISS, half) == 15.0
+    assert notifies(SWISS, half)
+    assert not notifies(SWISS, hist(0, 29.9, 0, 0, 0, 100))
+
+
+def test_time_above_the_last_threshold_counts_for_nothing() -> None:
+    assert weighted_minutes(SWISS, hist(0, 0, 60, 60, 60, 60)) == 0.0
+    assert weighted_minutes(ITALIAN, hist(0, 0, 0, 0, 0, 600)) == 0.0
+
+
+def test_histogram_checks_its_shape() -> None:
+    with pytest.raises(ValueError, match="one more bucket"):
+        AttenuationHistogram((50.0,), (1.0,))
+    with pytest.raises(ValueError, match="increase"):
+        AttenuationHistogram((55.0, 50.0), (1.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match="not an edge"):
+        AttenuationHistogram((50.0,), (1.0, 1.0)).below(55.0)
+
+
+# -- from readings to histograms -----------------------------------------------------
+
+
+def test_reading_durations_by_hand() -> None:
+    d = reading_durations([0.0, 40.0, 200.0, 900.0], end_s=1000.0, max_gap_s=300.0)
+    assert d.tolist() == [40.0, 160.0, 300.0, 100.0]
+    assert reading_durations([], end_s=10.0).size == 0
+    with pytest.raises(ValueError, match="time order"):
+        reading_durations([5.0, 1.0], end_s=10.0)
+
+
+def test_histogram_from_readings_by_hand() -> None:
+    h = histogram_from_readings(
+        [0.0, 40.0, 200.0, 900.0], [45.0, 52.0, 60.0, 75.0], end_s=1000.0, max_gap_s=300.0
+    )
+    expected_s = [40.0, 160.0, 300.0, 0.0, 0.0, 100.0]
+    assert h.minutes == pytest.approx([s / 60.0 for s in expected_s])
+    # a reading exactly on an edge belongs to the bucket above it
+    on_edge = histogram_from_readings([0.0], [50.0], end_s=60.0)
+    assert on_edge.minutes == pytest.approx([0, 1, 0, 0, 0, 0])
+
+
+@given(
+    st.lists(st.tuples(st.floats(0, 100), st.floats(30, 90)), min_size=1, max_size=30),
+    st.sampled_from(exposure.RULES),
+)
+def test_histogram_path_agrees_with_per_reading_weights(
+    readings: list[tuple[float, float]], rule: ExposureRule
+) -> None:
+    """Bucketing into a histogram first gives the simulator's per-reading weights."""
+    gaps, att = zip(*readings, strict=True)
+    times = np.cumsum(gaps)
+    end = float(times[-1]) + 30.0
+    seconds = reading_durations(times, end)
+    via_readings = float(rule.weighted_seconds(np.asarray(att), seconds).sum()) / 60.0
+    via_hist = weighted_minutes(rule, histogram_from_readings(times, att, end))
+    assert via_hist == pytest.approx(via_readings, abs=1e-9)
+
+
+# -- scoring -------------------------------------------------------------------------
+
+
+def test_rates_by_hand() -> None:
+    r = rates([True, True, False, False, True], [True, False, True, False, False])
+    assert (r.tp, r.fp, r.fn, r.tn) == (1, 2, 1, 1)
+    assert r.tpr == 0.5
+    assert r.fpr == pytest.approx(2 / 3)
+    assert math.isnan(rates([True], [False]).tpr)
+
+
+def test_auc_by_hand() -> None:
+    # positives score 2 and 4, negatives 1 and 3: 3 of 4 pairs ordered right
+    assert auc([1, 2, 3, 4], [False, True, False, True]) == 0.75
+    assert auc([1, 1], [True, False]) == 0.5  # a tie counts one half
+    assert auc([5, 6, 7], [False, True, True]) == 1.0
+    assert auc([5, 6, 7], [True, False, False]) == 0.0
+    assert math.isnan(auc([1, 2], [True, True]))
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.booleans()), min_size=2, max_size=40))
+def test_auc_is_the_pairwise_count(items: list[tuple[int, bool]]) -> None:
+    """Mann-Whitney from ranks equals counting every positive-negative pair."""
+    scores = [s for s, _ in items]
+    truth = [t for _, t in items]
+    pos = [s for s, t in items if t]
+    neg = [s for s, t in items if not t]
+    if not pos or not neg:
+        assert math.isnan(auc(scores, truth))
+        return
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    assert auc(scores, truth) == pytest.approx(wins / (len(pos) * len(neg)))
+
+
+def test_roc_curve_runs_corner_to_corner() -> None:
+    fpr, tpr = exposure.roc_curve([1, 2, 3, 4], [False, True, False, True])
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+    assert np.all(np.diff(fpr) >= 0)
+    assert np.all(np.diff(tpr) >= 0)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(0.75)
+
+
+# -- the synthetic experiment's mechanisms -------------------------------------------
+
+
+def test_simulated_pairs_follow_the_layout_and_the_scan_rules() -> None:
+    lay = exposure.PairLayout()
+    hears_all = PRESETS["tram"].with_changes(threshold=500.0)  # every scan hears the pair
+    r = exposure.simulate_pairs(hears_all, np.random.default_rng(7), lay)
+    assert r.close.sum() == 34
+    assert (~r.close).sum() == 38
+    assert np.all(r.distance_m[r.close] <= 2.0)
+    assert np.all(r.distance_m[~r.close] > 2.0)
+    assert np.all((r.end_s >= 12 * 60) & (r.end_s <= 18 * 60))
+    for t, a, end in zip(r.times_s, r.attenuation_db, r.end_s, strict=True):
+        assert t.size == a.size
+        assert np.all(t < end)
+        # OpenTrace Android logs the same device at most once per 100 s, and with every
+        # scan hearing, the first scan after that (scans 36-43 s apart) logs it again
+        assert np.all(np.diff(t) >= 100.0)
+        assert np.all(np.diff(t) <= 100.0 + 43.0)
+        assert t[0] <= 43.0
+        assert end - t[-1] <= 100.0 + 43.0
+
+
+def test_detection_threshold_hides_weak_pairs() -> None:
+    deaf = PRESETS["open"].with_changes(threshold=10.0)  # nothing is ever that strong
+    r = exposure.simulate_pairs(deaf, np.random.default_rng(1))
+    assert all(t.size == 0 for t in r.times_s)
+    assert np.all(np.isinf(r.mean_attenuation()))
+
+
+# -- V1 synthetic acceptance ----------------------------------------------------------
+# One experiment of 72 pairs takes a few milliseconds, so the acceptance runs at its
+# full N (100 seeds) here, with the exact bounds of the notes; no loosening is needed.
+
+
+@pytest.fixture(scope="module")
+def tram() -> exposure.SyntheticSummary:
+    return exposure.synthetic_tram(PRESETS["tram"], seeds=100)
+
+
+@pytest.fixture(scope="module")
+def office() -> exposure.SyntheticSummary:
+    return exposure.synthetic_tram(PRESETS["open"], seeds=100)
+
+
+def test_v1_italian_rule_is_as_good_as_random_in_the_tram(tram: exposure.SyntheticSummary) -> None:
+    assert abs(tram.tpr["italian"] - tram.fpr["italian"]) <= 0.15
+
+
+def test_v1_tram_auc_in_range(tram: exposure.SyntheticSummary) -> None:
+    assert 0.5 <= tram.auc_mean <= 0.75
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known divergence, reported in docs/investigations.md (V1): with s_pair = 6 dB "
+    "the Swiss rule notifies in about 13 % of seeds",
+)
+def test_v1_swiss_rule_notifies_in_few_seeds(tram: exposure.SyntheticSummary) -> None:
+    assert tram.notify_share["swiss"] <= 0.05
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known divergence, reported in docs/investigations.md (V1): with s_pair = 6 dB "
+    "the German rule notifies in about 46 % of seeds",
+)
+def test_v1_german_rule_notifies_in_few_seeds(tram: exposure.SyntheticSummary) -> None:
+    assert tram.notify_share["german"] <= 0.05
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known divergence, reported in docs/investigations.md (V1): AUC 0.88 with far "
+    "pairs at 2-4 m; it passes 0.9 only when far pairs reach 5 m or more",
+)
+def test_v1_open_office_tells_near_from_far(office: exposure.SyntheticSummary) -> None:
+    assert office.auc_mean > 0.9
+
+
+def test_v1_office_separates_far_better_than_tram(
+    tram: exposure.SyntheticSummary, office: exposure.SyntheticSummary
+) -> None:
+    """The simulator can tell good rooms from bad ones: the office's worst seeds
+    beat the tram's typical seed."""
+    assert office.auc_low > tram.auc_mean
