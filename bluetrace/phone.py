@@ -34,6 +34,7 @@ from bluetrace.messages import (
     decode_beacon,
     encode,
     encode_beacon,
+    moment_key,
 )
 from bluetrace.wire import ErrorCode, LoginStatus
 
@@ -264,6 +265,9 @@ class Phone:
         self._beacon: bytes | None = None
         """The current TempID's datagram, built once: it changes only with the TempID."""
         self._refresh_at: float | None = None
+        self._key_of: datetime | None = None
+        self._key = ""
+        """The wall clock's reading as a moment_key, kept while it is the same second."""
 
     # -- what the host reads --------------------------------------------------
     @property
@@ -294,17 +298,21 @@ class Phone:
         return events
 
     def get_timer(self) -> float | None:
-        deadlines = [
-            deadline
-            for deadline in (
-                self._reply_deadline,
-                self._next_expiry(),
-                self._next_rewrite(),
-                self._refresh_at if self._waiting is None else None,
-            )
-            if deadline is not None
-        ]
-        return min(deadlines) if deadlines else None
+        """The nearest of: the reply deadline, the oldest entry's removal, the
+        batched rewrite of the file, the TempID refresh (not while busy)."""
+        best = self._reply_deadline
+        if self._contacts:
+            expiry = self._contacts[0][0] + self.retention
+            if best is None or expiry < best:
+                best = expiry
+        if self._file_stale:
+            rewrite = self._last_rewrite + self.rewrite_interval
+            if best is None or rewrite < best:
+                best = rewrite
+        refresh = self._refresh_at
+        if refresh is not None and self._waiting is None and (best is None or refresh < best):
+            best = refresh
+        return best
 
     # -- requests ---------------------------------------------------------------
     def login(self, username: str, password: str, now: float) -> None:
@@ -361,7 +369,9 @@ class Phone:
             self._events.append(BeaconIgnored(sender, "it carries this phone's own TempID"))
             return
         at = self.clock.wall()
-        if not window.contains(at):
+        if at is not self._key_of:
+            self._key_of, self._key = at, moment_key(at)
+        if not window.contains_key(self._key):
             self._events.append(BeaconRejected(window, sender, at))
             return
         if len(self._contacts) >= self.max_contacts:

@@ -31,6 +31,9 @@ def _nothing() -> None:
     """What a cancelled handle holds instead of its callback."""
 
 
+_NO_CALLBACKS: tuple[None, None] = (None, None)
+
+
 class Handle:
     """A callback scheduled on the loop; ``cancel`` drops it for good."""
 
@@ -64,6 +67,7 @@ class Reactor:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._selector = selectors.DefaultSelector()
+        self._callbacks: dict[int, tuple[Callback | None, Callback | None]] = {}
         self._timers: list[tuple[float, int, Handle]] = []
         self._cancelled_count = 0
         self._ready: deque[Handle] = deque()
@@ -88,29 +92,35 @@ class Reactor:
 
     def forget(self, fileobj: FileObject) -> None:
         """Drop both callbacks; call before closing the file object."""
-        with contextlib.suppress(KeyError, ValueError):
-            self._selector.unregister(fileobj)
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        if self._callbacks.pop(fd, None) is not None:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._selector.unregister(fd)
 
     def _set(self, fileobj: FileObject, event: int, callback: Callback | None) -> None:
-        try:
-            key = self._selector.get_key(fileobj)
-        except KeyError:
+        # Our own table, by descriptor: asking the selector about a file it
+        # does not hold costs an exception whose message formats the socket.
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        current = self._callbacks.get(fd)
+        if current is None:
             if callback is None:
                 return
-            reader = callback if event == selectors.EVENT_READ else None
-            writer = callback if event == selectors.EVENT_WRITE else None
-            self._selector.register(fileobj, event, (reader, writer))
+            pair = (callback, None) if event == selectors.EVENT_READ else (None, callback)
+            self._selector.register(fd, event, pair)
+            self._callbacks[fd] = pair
             return
-        reader, writer = key.data
+        reader, writer = current
         if event == selectors.EVENT_READ:
             reader = callback
         else:
             writer = callback
         mask = (selectors.EVENT_READ if reader else 0) | (selectors.EVENT_WRITE if writer else 0)
         if mask:
-            self._selector.modify(fileobj, mask, (reader, writer))
+            self._selector.modify(fd, mask, (reader, writer))
+            self._callbacks[fd] = (reader, writer)
         else:
-            self._selector.unregister(fileobj)
+            self._selector.unregister(fd)
+            del self._callbacks[fd]
 
     # -- timers -----------------------------------------------------------------
     def time(self) -> float:
@@ -189,13 +199,15 @@ class Reactor:
         every callback scheduled before this turn began."""
         timeout = self._timeout(max_wait)
         for key, events in self._selector.select(timeout):
-            reader, writer = key.data
-            if events & selectors.EVENT_READ and reader is not None:
-                reader()
-            if events & selectors.EVENT_WRITE and writer is not None:
-                # The reader may have closed the file or dropped the writer.
-                current = self._selector.get_map().get(key.fileobj)
-                if current is not None and current.data[1] is writer:
+            if events & selectors.EVENT_READ:
+                reader = self._callbacks.get(key.fd, _NO_CALLBACKS)[0]
+                if reader is not None:
+                    reader()
+            if events & selectors.EVENT_WRITE:
+                # Looked up again: the reader may have closed the file or
+                # dropped the writer.
+                writer = self._callbacks.get(key.fd, _NO_CALLBACKS)[1]
+                if writer is not None:
                     writer()
         self._dispatch_signals()
         self._run_due()

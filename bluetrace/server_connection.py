@@ -77,13 +77,15 @@ class Closing(enum.Enum):
     ABORT = "close at once"
 
 
-_LOGIN_STATUS = {
-    Reply.LOGIN_OK: LoginStatus.OK,
-    Reply.LOGIN_UNKNOWN_USER: LoginStatus.UNKNOWN_USER,
-    Reply.LOGIN_WRONG_PASSWORD: LoginStatus.WRONG_PASSWORD,
-    Reply.LOGIN_BLOCKED_NOW: LoginStatus.BLOCKED_NOW,
-    Reply.LOGIN_BLOCKED: LoginStatus.BLOCKED,
+_LOGIN_REPLIES = {
+    Reply.LOGIN_OK: LoginReply(LoginStatus.OK),
+    Reply.LOGIN_UNKNOWN_USER: LoginReply(LoginStatus.UNKNOWN_USER),
+    Reply.LOGIN_WRONG_PASSWORD: LoginReply(LoginStatus.WRONG_PASSWORD),
+    Reply.LOGIN_BLOCKED_NOW: LoginReply(LoginStatus.BLOCKED_NOW),
+    Reply.LOGIN_BLOCKED: LoginReply(LoginStatus.BLOCKED),
 }
+"""Built once: a reply validates as it is made, which a session need not repeat."""
+_LOGOUT_REPLY = LogoutReply()
 TEMPID_NOT_RECORDED = ErrorReply(
     ErrorCode.STORAGE, "the server could not record a TempID; try later"
 )
@@ -437,9 +439,9 @@ class ServerConnection:
             self._decoder.max_body = wire.MAX_FRAME_BODY
 
     def _reply(self, reply: Reply, why: str) -> None:
-        status = _LOGIN_STATUS.get(reply)
-        if status is not None:
-            self._send(LoginReply(status))
+        login_reply = _LOGIN_REPLIES.get(reply)
+        if login_reply is not None:
+            self._send(login_reply)
         elif reply is Reply.TEMPID:
             self._issue_tempid()
         elif reply is Reply.UPLOAD:
@@ -448,7 +450,7 @@ class ServerConnection:
             self._checking = _Checking(self.core, self.username, self._upload)
             self._upload = None
         elif reply is Reply.LOGOUT:
-            self._send(LogoutReply(), output=f"{self.username} logout")
+            self._send(_LOGOUT_REPLY, output=f"{self.username} logout")
         elif reply not in (Reply.NONE, Reply.DISCARD):
             self._send(ErrorReply(*self._error_for(reply, why)))
 

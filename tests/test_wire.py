@@ -23,9 +23,11 @@ from bluetrace.messages import (
     UploadRequest,
     decode,
     decode_beacon,
+    decode_body,
     encode,
     encode_beacon,
 )
+from bluetrace.wire import MessageType
 from tests.strategies import messages, windows
 
 SAMPLE = TempIDWindow(
@@ -248,3 +250,24 @@ def test_fast_upload_parser_agrees_with_the_plain_one(
             assert got == expected
         else:
             assert expected != "rejected"
+
+
+@given(st.binary(max_size=600))
+@example(b"\x0c+61410888888\x08comp3331")
+@example(b"\x01a\x01b")
+@example(b"\x01\xff\x01b")
+@example(b"\x01a\x01 ")
+def test_the_login_fast_path_agrees_with_construct(body: bytes) -> None:
+    """decode_body's LOGIN path gives what wire.LoginBody gives, or refuses."""
+    try:
+        parsed = wire.LoginBody.parse(body)
+        expected: tuple[str, str] | None = (parsed.username, parsed.password)
+    except ConstructError:
+        expected = None
+    try:
+        message = decode_body(MessageType.LOGIN, body)
+    except ProtocolError:
+        assert expected is None
+        return
+    assert isinstance(message, LoginRequest)
+    assert (message.username, message.password) == expected
