@@ -12,6 +12,7 @@ from bluetrace.bench import (
     beacons,
     checking,
     churn,
+    flood,
     held,
     parsers,
     pipelining,
@@ -34,6 +35,7 @@ PARTS: dict[str, tuple[Callable[[Context], None], str]] = {
     "churn": (churn.run, "memory over 100,000 connect/close cycles, one idle connection"),
     "pipelining": (pipelining.run, "sessions while an unauthenticated peer floods 1 MiB"),
     "beacons": (beacons.run, "highest beacon rate a phone logs with no loss"),
+    "flood": (flood.run, "command latency while 2,000 beacons/s flood a phone; CPU after"),
 }
 
 DESCRIPTION = """\
