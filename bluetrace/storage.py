@@ -64,14 +64,17 @@ class LineAppender:
 
     def append(self, lines: list[str]) -> None:
         """Write all of ``lines`` or none of them; OSError says which."""
-        if not lines:
-            return
+        if lines:
+            self._open()
+            self._write_whole(b"".join(line.encode("utf-8") + self._eol for line in lines))
+
+    def _write_whole(self, data: bytes) -> None:
+        """Append ``data`` (whole lines) after a line end, all or nothing: a
+        partial write is undone by truncating back, and OSError says so."""
         fd = self._open()
         size = os.fstat(fd).st_size
-        prefix = b""
         if size and not self._clean_end and os.pread(fd, 1, size - 1) != b"\n":
-            prefix = self._eol
-        data = prefix + b"".join(line.encode("utf-8") + self._eol for line in lines)
+            data = self._eol + data
         try:
             view = memoryview(data)
             while view:
@@ -122,7 +125,7 @@ _MAX_BLOCK_LINES = 10_000_000
 _SCAN = 1 << 20
 
 
-class CheckLog:
+class CheckLog(LineAppender):
     """contact_checks.txt, written one upload at a time, all or nothing.
 
     Each upload is one block (protocol_spec.md section 5)::
@@ -134,66 +137,30 @@ class CheckLog:
     written by one ``write`` sequence. A crash can tear only the last block,
     and :func:`recover_checks` cuts such a tail off at start-up, so a reader
     sees whole uploads or none. Lines before the first block (from before
-    blocks existed) are left as they are.
+    blocks existed) are left as they are. Not synced on its own: the group
+    commit calls :meth:`sync` before the upload is acknowledged.
     """
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-        self._eol = b"\n"
-        self._clean_end = False
-
-    def _open(self) -> int:
-        if self._fd is None:
-            self._eol = _line_end_of(self.path)
-            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        return self._fd
+        super().__init__(path, durable=False)
 
     def append_upload(self, lines: list[str]) -> None:
         """Write ``lines`` as one committed block, or nothing (OSError says
-        so, and the file is as it was). Not synced: call :meth:`sync`."""
+        so, and the file is as it was)."""
         if not lines:
             return
-        eol = self._eol if self._fd is not None else _line_end_of(self.path)
+        self._open()
+        eol = self._eol
         records = b"".join(line.encode("utf-8") + eol for line in lines)
         if records.count(b"\n") != len(lines) or records.count(b"\r") != (
             len(lines) if eol == b"\r\n" else 0
         ):
             raise ValueError("a check line cannot hold a line end")
         count = len(lines)
-        block = (
+        self._write_whole(
             BEGIN + str(count).encode("ascii") + eol + records
             + COMMIT + f"{count} {zlib.crc32(records):08x}".encode("ascii") + eol
         )  # fmt: skip
-        fd = self._open()
-        size = os.fstat(fd).st_size
-        if size and not self._clean_end and os.pread(fd, 1, size - 1) != b"\n":
-            block = self._eol + block
-        try:
-            view = memoryview(block)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-        except OSError:
-            self._clean_end = False
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, size)
-            raise
-        self._clean_end = True
-
-    def sync(self) -> None:
-        """Flush written blocks to disk (before the upload is acknowledged)."""
-        if self._fd is not None:
-            os.fdatasync(self._fd)
-
-    def close(self) -> None:
-        """Close, flushing to disk first."""
-        self._clean_end = False
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.fdatasync(self._fd)
-            os.close(self._fd)
-            self._fd = None
 
 
 def recover_checks(path: Path) -> str | None:
