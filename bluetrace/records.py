@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 
-from bluetrace import wire
+from bluetrace import passwords, wire
 from bluetrace.errors import LocalProtocolError
 from bluetrace.messages import TempIDWindow
 from bluetrace.registry import TempIDRegistry
@@ -68,6 +68,10 @@ def load_credentials(path: Path) -> dict[str, str]:
             if is_credential(username) and is_credential(password) and username[0] != COMMENT:
                 if username in users:
                     raise RecordError(f"{path}:{number}: username {username} appears twice")
+                if password.startswith(passwords.PREFIX):
+                    why = passwords.problem(password)
+                    if why is not None:
+                        raise RecordError(f"{path}:{number}: {why}")
                 users[username] = password
                 continue
         if not line.strip() or line.startswith(COMMENT):

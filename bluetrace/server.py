@@ -313,6 +313,13 @@ def _parser() -> argparse.ArgumentParser:
         f"{defaults.entry_burst:,} (default: %(default)s)",
     )
     limits.add_argument(
+        "--hashes-per-second",
+        type=whole(1, 10_000),
+        default=int(defaults.hashes_per_second),
+        help="scrypt checks of hashed passwords per second, server-wide (one costs about "
+        "35 ms of the loop) (default: %(default)s)",
+    )
+    limits.add_argument(
         "--max-held-entries",
         type=whole(200_000, 100_000_000),
         default=defaults.max_held_entries,
@@ -373,6 +380,7 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
             tempid_burst=max(Limits.tempid_burst, args.tempids_per_hour // 60),
             entries_per_hour=args.entries_per_hour,
             max_held_entries=args.max_held_entries,
+            hashes_per_second=args.hashes_per_second,
         ),
     )
     reactor = Reactor(system_clock.monotonic)

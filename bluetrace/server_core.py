@@ -6,14 +6,13 @@ tests, and behind thousands of simulated phones. Per-connection protocol
 (framing, the state table, timers, closing) is in ``server_connection``.
 """
 
-import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from bluetrace import wire
+from bluetrace import passwords, wire
 from bluetrace.clock import Clock
 from bluetrace.messages import TempIDWindow
 from bluetrace.states import Event
@@ -65,6 +64,9 @@ class Limits:
     entry_burst: int = 400_000
     failed_logins_per_minute: int = 30
     """Failed logins (wrong password or unknown user) one source address may make."""
+    hashes_per_second: float = 10.0
+    """scrypt checks of hashed passwords the whole server runs per second (one
+    costs about 35 ms of the one loop), after a burst of as many."""
 
     def __post_init__(self) -> None:
         if self.max_upload_entries < wire.MAX_UPLOAD_CHUNK:
@@ -242,6 +244,7 @@ class ServerCore:
         """Entries held by every unfinished upload: bounded by max_held_entries."""
         self._tempid_buckets: dict[str, Bucket] = {}
         self._entry_buckets: dict[str, Bucket] = {}
+        self._hash_bucket = Bucket(self.limits.hashes_per_second, 0.0)
 
     def login(self, username: str, password: str, address: str, now: float) -> Event:
         """Classify one login attempt as its row of the state table."""
@@ -253,7 +256,11 @@ class ServerCore:
             return Event.LOGIN_UNKNOWN_USER
         if self.guard.is_blocked(username, now):
             return Event.LOGIN_BLOCKED
-        if hmac.compare_digest(expected.encode("utf-8"), password.encode("utf-8")):
+        if passwords.is_hashed(expected):
+            rate = self.limits.hashes_per_second
+            if not self._hash_bucket.take(1, rate, rate, now):
+                return Event.LOGIN_HASH_BUDGET
+        if passwords.verify(expected, password):
             self.guard.success(username)
             return Event.LOGIN_OK
         self.addresses.failure(address, now)

@@ -32,6 +32,7 @@ class Event(enum.Enum):
     LOGIN_BLOCKS = "LOGIN, wrong password, 3rd consecutive failure"
     LOGIN_BLOCKED = "LOGIN for a blocked user, any password"
     LOGIN_RATE_LIMITED = "LOGIN from an address over its failed-login limit"
+    LOGIN_HASH_BUDGET = "LOGIN for a hashed password while the hashing budget is spent"
     REQUEST_BEFORE_LOGIN = "TEMPID_REQUEST, UPLOAD or LOGOUT"
     LOGIN_TIMEOUT = "(login timeout passes)"
     IDLE_TIMEOUT = "(idle timeout passes)"
@@ -105,6 +106,7 @@ ROWS: tuple[tuple[State | None, Event, Reply, State], ...] = (
     (_A, Event.LOGIN_BLOCKS, Reply.LOGIN_BLOCKED_NOW, _C),
     (_A, Event.LOGIN_BLOCKED, Reply.LOGIN_BLOCKED, _C),
     (_A, Event.LOGIN_RATE_LIMITED, Reply.RATE_LIMITED, _A),
+    (_A, Event.LOGIN_HASH_BUDGET, Reply.RATE_LIMITED, _A),
     (_A, Event.REQUEST_BEFORE_LOGIN, Reply.NOT_LOGGED_IN, _A),
     (_A, Event.LOGIN_TIMEOUT, Reply.TIMEOUT, _C),
     (_L, Event.TEMPID_REQUEST, Reply.TEMPID, _L),
