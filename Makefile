@@ -21,7 +21,7 @@ SEEDS      ?= 5
 SIM_OUT    ?= $(CURDIR)/.bluetrace/sim/$(SCENARIO)
 
 .PHONY: help install test lint typecheck unit fuzz bench simulate sim-bench investigate \
-        conform run-server run-client clean clean-data
+        conform run-server run-client certs clean clean-data
 
 help:
 	@echo "make run-server   a server on $(HOST):$(PORT) (HOST=0.0.0.0 serves other machines)"
@@ -31,6 +31,7 @@ help:
 	@echo "make investigate  regenerate docs/investigations.md"
 	@echo "make conform      the conformance kit against bluetrace's own server and phone"
 	@echo "make bench | sim-bench | fuzz   performance figures and long fuzzing"
+	@echo "make certs        a self-signed certificate for trying TLS (see README)"
 	@echo "make clean        remove build and cache files (keeps .bluetrace/server data)"
 	@echo "make clean-data   remove the server's and phones' data under .bluetrace/"
 
@@ -83,6 +84,14 @@ run-server: install
 	@test -f $(SERVER_DIR)/tempIDs.txt || cp bluetrace/samples/tempIDs.txt $(SERVER_DIR)/
 	@echo "data folder: $(SERVER_DIR)" >&2
 	@cd $(SERVER_DIR) && exec $(BIN)/bluetrace-server $(PORT) $(BLOCK) --host $(HOST) || test $$? -eq 130
+
+certs:
+	@mkdir -p .bluetrace/tls
+	openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=localhost" \
+	  -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+	  -keyout .bluetrace/tls/key.pem -out .bluetrace/tls/cert.pem 2>/dev/null
+	@echo "certificate: .bluetrace/tls/cert.pem (key: key.pem beside it)"
+	@echo "pin (SHA-256): $$(openssl x509 -in .bluetrace/tls/cert.pem -outform DER | sha256sum | cut -d' ' -f1)"
 
 run-client: install
 	@mkdir -p $(CLIENT_DIR)

@@ -15,6 +15,7 @@ import hashlib
 import os
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +41,7 @@ from bluetrace.shell import (
 )
 from bluetrace.storage import LineAppender, replace_lines
 from bluetrace.terminal import EditorTerminal, PlainTerminal, Terminal
+from bluetrace.tls import TlsError, TlsSession, client_context, normalise_pin
 from bluetrace.transports import DatagramEndpoint, Stream, connect
 
 PROGRAM = "bluetrace-client"
@@ -115,8 +117,13 @@ class Client:
         server_address: tuple[str, int],
         udp: socket.socket,
         terminal: Terminal,
+        tls_context: ssl.SSLContext | None = None,
+        tls_pin: str | None = None,
     ) -> None:
         self.reactor = reactor
+        self.tls_context = tls_context
+        self.tls_pin = tls_pin
+        self.tls: TlsSession | None = None
         self.clock = clock
         self.phone = phone
         self.shell = Shell(phone, clock)
@@ -151,9 +158,7 @@ class Client:
         elif isinstance(effect, Prompt):
             self.terminal.prompt(effect.text, effect.secret)
         elif isinstance(effect, Transmit):
-            data = self.phone.data_to_send()
-            if self.stream is not None and data:
-                self.stream.write(data)
+            self._to_server(self.phone.data_to_send())
         elif isinstance(effect, SendBeacon):
             self._send_beacon(effect)
         elif isinstance(effect, Connect):
@@ -188,10 +193,28 @@ class Client:
     def _after_phone(self) -> None:
         """Whatever the phone did: send its bytes, and let the shell speak."""
         effects = self.shell.events(self.phone.next_events())
-        data = self.phone.data_to_send()
-        if data and self.stream is not None:
-            self.stream.write(data)
+        self._to_server(self.phone.data_to_send())
         self.apply(effects)
+
+    def _to_server(self, data: bytes) -> None:
+        """The phone's bytes to the server, through TLS when it is on."""
+        if self.stream is None:
+            return
+        if self.tls is not None:
+            try:
+                self.tls.send(data)
+            except TlsError as exc:
+                self._tls_failed(exc)
+                return
+            data = self.tls.data_to_send()
+        if data:
+            self.stream.write(data)
+
+    def _tls_failed(self, exc: TlsError) -> None:
+        if self.stream is not None:
+            self.stream.close()
+        self.phone.connection_lost(str(exc))
+        self.apply(self.shell.events(self.phone.next_events()))
 
     def _reschedule(self) -> None:
         deadlines = [d for d in (self.phone.get_timer(), self.shell.get_timer()) if d is not None]
@@ -213,6 +236,17 @@ class Client:
     def _on_connected(self, sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.stream = Stream(self.reactor, sock, self._on_data, self._on_server_closed)
+        if self.tls_context is not None:
+            host = self.server_address[0]
+            self.tls = TlsSession(
+                self.tls_context, server_side=False, server_hostname=host, pin=self.tls_pin
+            )
+            try:
+                self.tls.start()
+            except TlsError as exc:
+                self._tls_failed(exc)
+                return
+            self.stream.write(self.tls.data_to_send())
         self.apply(self.shell.connected(self.clock.monotonic()))
 
     def _on_connect_failed(self, reason: str) -> None:
@@ -220,6 +254,15 @@ class Client:
         self.apply(self.shell.connect_failed(f"{host}:{port_number}: {reason}"))
 
     def _on_data(self, data: bytes) -> None:
+        if self.tls is not None:
+            try:
+                data = self.tls.receive(data)
+            except TlsError as exc:
+                self._tls_failed(exc)
+                return
+            self._to_server(b"")  # handshake replies
+            if not data:
+                return
         self.phone.receive_data(data, self.clock.monotonic())
         self._after_phone()
 
@@ -312,6 +355,15 @@ def _parser() -> argparse.ArgumentParser:
         help="entries the contact log holds at most; beacons beyond are ignored "
         "(default: %(default)s, what one upload may carry)",
     )
+    security = parser.add_argument_group("TLS (opt-in; protocol_spec.md, 3.7)")
+    security.add_argument(
+        "--tls-ca", type=Path, metavar="FILE", help="speak TLS; verify the server against this CA"
+    )
+    security.add_argument(
+        "--tls-pin",
+        metavar="SHA256",
+        help="speak TLS; accept only a server certificate with this SHA-256 fingerprint",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -340,6 +392,13 @@ def run(args: argparse.Namespace, clock: Clock | None = None) -> int:
     server_address = _resolve(args.server_ip, args.server_port)
     if isinstance(server_address, str):
         return fail(PROGRAM, server_address)
+    tls_context, pin = None, None
+    if args.tls_ca is not None or args.tls_pin is not None:
+        try:
+            pin = normalise_pin(args.tls_pin) if args.tls_pin is not None else None
+            tls_context = client_context(args.tls_ca)
+        except (ValueError, OSError, ssl.SSLError) as exc:
+            return fail(PROGRAM, f"cannot set up TLS: {getattr(exc, 'strerror', None) or exc}", 2)
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         udp.bind(("", args.client_udp_port))
@@ -384,6 +443,8 @@ def run(args: argparse.Namespace, clock: Clock | None = None) -> int:
         server_address=server_address,
         udp=udp,
         terminal=terminal,
+        tls_context=tls_context,
+        tls_pin=pin,
     )
     reactor.add_signal_handler(signal.SIGINT, client.interrupt)
     reactor.add_signal_handler(signal.SIGTERM, client.interrupt)

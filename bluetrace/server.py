@@ -14,6 +14,7 @@ import errno
 import os
 import signal
 import socket
+import ssl
 import sys
 from pathlib import Path
 
@@ -48,6 +49,7 @@ from bluetrace.server_core import (
 )
 from bluetrace.storage import recover_checks
 from bluetrace.stores import CheckFile, TempIDFile
+from bluetrace.tls import TlsError, TlsSession, server_context
 from bluetrace.transports import Stream
 
 PROGRAM = "bluetrace-server"
@@ -60,19 +62,41 @@ CHECKS_FILE = "contact_checks.txt"
 class Link:
     """One accepted socket and its connection object."""
 
-    __slots__ = ("connection", "server", "stream", "timer", "work_scheduled")
+    __slots__ = ("connection", "server", "stream", "timer", "tls", "work_scheduled")
 
     def __init__(self, server: "Server", sock: socket.socket, peer: str) -> None:
         self.server = server
         self.connection = ServerConnection(server.core, peer, server.reactor.time())
         self.timer: Handle | None = None
         self.work_scheduled = False
+        self.tls = (
+            TlsSession(server.tls, server_side=True) if server.tls is not None else None
+        )
+        """With --tls-cert: the TLS layer between the socket and the connection.
+        A handshake that never ends runs into the login deadline like any
+        other silence; one that fails is one log line and a close."""
         self.stream = Stream(server.reactor, sock, self._on_data, self._on_close)
         self._settle()
 
     def _on_data(self, data: bytes) -> None:
+        if self.tls is not None:
+            try:
+                data = self.tls.receive(data)
+            except TlsError as exc:
+                self._tls_failed(exc)
+                return
+            if not data:
+                self._settle()  # handshake bytes may be waiting to go out
+                return
         self.connection.receive_data(data, self.server.reactor.time())
         self._settle()
+
+    def _tls_failed(self, exc: TlsError) -> None:
+        """One log line (the connection's "connection lost: TLS failed ..."), then close."""
+        if self.tls is not None:
+            self.stream.write(self.tls.data_to_send())  # the alert, if any
+        self.connection.connection_lost(str(exc))
+        self.stream.close_when_flushed()
 
     def _on_close(self, error: OSError | None) -> None:
         if error is not None:
@@ -104,6 +128,13 @@ class Link:
         """After every call into the connection: send, act on events, re-arm."""
         connection, stream, server = self.connection, self.stream, self.server
         data = connection.data_to_send()
+        if self.tls is not None:
+            try:
+                self.tls.send(data)
+            except TlsError as exc:
+                self._tls_failed(exc)
+                return
+            data = self.tls.data_to_send()
         if data:
             stream.write(data)
         for event in connection.next_events():
@@ -141,8 +172,10 @@ class Server:
         *,
         out: LineOutput,
         err: LineOutput,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.reactor = reactor
+        self.tls = tls
         self.core = core
         self.listener = listener
         self.out = out
@@ -325,8 +358,26 @@ def _parser() -> argparse.ArgumentParser:
         default=defaults.max_held_entries,
         help="upload entries held in all unfinished uploads together (default: %(default)s)",
     )
+    security = parser.add_argument_group("TLS (opt-in; protocol_spec.md, 3.7)")
+    security.add_argument(
+        "--tls-cert", type=Path, metavar="FILE", help="PEM certificate: serve TLS only"
+    )
+    security.add_argument("--tls-key", type=Path, metavar="FILE", help="its PEM private key")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
+
+
+def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | str | None:
+    """The server's TLS context (None: plain TCP), or why it cannot be made."""
+    if (args.tls_cert is None) != (args.tls_key is None):
+        return "--tls-cert and --tls-key go together"
+    if args.tls_cert is None:
+        return None
+    try:
+        return server_context(args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        return f"cannot use {args.tls_cert} and {args.tls_key}: {reason}"
 
 
 def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
@@ -352,6 +403,9 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
         return fail(PROGRAM, f"{checks_path}: cannot check it: {exc.strerror or exc}")
     if cut is not None:
         print(f"{PROGRAM}: {cut}", file=sys.stderr)
+    tls_context = _tls_context(args)
+    if isinstance(tls_context, str):
+        return fail(PROGRAM, tls_context)
     raise_descriptor_limit()
     try:
         listener = socket.create_server(
@@ -394,7 +448,7 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
         on_disabled=lambda text: err.write_line(f"{PROGRAM}: {text}"),
     )
     err.on_disabled = lambda text: out.write_line(f"{PROGRAM}: {text}")
-    server = Server(reactor, core, listener, out=out, err=err)
+    server = Server(reactor, core, listener, out=out, err=err, tls=tls_context)
     for signum in (signal.SIGINT, signal.SIGTERM):
         reactor.add_signal_handler(signum, server.shut_down)
     reactor.add_signal_handler(
@@ -403,7 +457,7 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
     host, bound_port = listener.getsockname()[:2]
     server.log(
         f"listening on {host}:{bound_port} ({len(credentials)} users, "
-        f"{report.loaded} TempIDs known)"
+        f"{report.loaded} TempIDs known{', TLS' if tls_context is not None else ''})"
     )
     try:
         reactor.run()

@@ -1,0 +1,140 @@
+"""TLS on the C2S connection, as bytes in and bytes out.
+
+``ssl.MemoryBIO`` and ``SSLObject`` keep TLS without I/O, like the
+connection objects: the host feeds what arrived from the socket, gets the
+plaintext for the protocol object, and takes the encrypted bytes to send.
+The frames inside are unchanged (protocol_spec.md, section 3.7). Any TLS
+failure is one :class:`TlsError` with a one-line reason.
+"""
+
+import hashlib
+import ssl
+from pathlib import Path
+
+READ_SIZE = 64 * 1024
+
+
+class TlsError(Exception):
+    """The TLS layer failed: a bad handshake, a bad record, a wrong certificate."""
+
+
+def server_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """TLS 1.2 or later with the server's certificate and key; OSError or
+    ssl.SSLError (the caller says which file) if they cannot be loaded."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def client_context(cafile: Path | None) -> ssl.SSLContext:
+    """With ``cafile``: verify the server against it (name or IP included).
+    Without: the certificate is checked by its pinned fingerprint instead
+    (``TlsSession(pin=...)``), as a self-signed one cannot be verified."""
+    if cafile is not None:
+        context = ssl.create_default_context(cafile=str(cafile))
+    else:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def fingerprint(der: bytes) -> str:
+    """The SHA-256 fingerprint of a DER certificate, as lowercase hex."""
+    return hashlib.sha256(der).hexdigest()
+
+
+def normalise_pin(text: str) -> str:
+    """``AB:CD:...`` or ``abcd...`` to 64 lowercase hex digits; ValueError otherwise."""
+    pin = text.replace(":", "").strip().lower()
+    if len(pin) != 64 or any(char not in "0123456789abcdef" for char in pin):
+        raise ValueError("a pin is the certificate's SHA-256 fingerprint: 64 hex digits")
+    return pin
+
+
+class TlsSession:
+    """One side of one TLS connection, with no socket."""
+
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        *,
+        server_side: bool,
+        server_hostname: str | None = None,
+        pin: str | None = None,
+    ) -> None:
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._ssl = context.wrap_bio(
+            self._incoming, self._outgoing, server_side=server_side,
+            server_hostname=server_hostname,
+        )  # fmt: skip
+        self._pin = pin
+        self._pending = bytearray()
+        self.handshake_done = False
+
+    def start(self) -> None:
+        """The client's first flight (ClientHello)."""
+        self._handshake()
+
+    def receive(self, data: bytes) -> bytes:
+        """Encrypted bytes from the peer (``b""`` at its end of stream); the
+        plaintext they complete. TlsError if the peer broke TLS."""
+        if data:
+            self._incoming.write(data)
+        else:
+            self._incoming.write_eof()
+        try:
+            if not self.handshake_done and not self._handshake():
+                return b""
+            chunks = []
+            while True:
+                try:
+                    chunk = self._ssl.read(READ_SIZE)
+                except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except ssl.SSLError as exc:
+            raise TlsError(_reason(exc)) from None
+        return b"".join(chunks)
+
+    def send(self, plain: bytes) -> None:
+        """Plaintext for the peer; held until the handshake is done."""
+        if not plain:
+            return
+        if not self.handshake_done:
+            self._pending += plain
+            return
+        try:
+            self._ssl.write(plain)
+        except ssl.SSLError as exc:
+            raise TlsError(_reason(exc)) from None
+
+    def data_to_send(self) -> bytes:
+        return self._outgoing.read()
+
+    def _handshake(self) -> bool:
+        try:
+            self._ssl.do_handshake()
+        except ssl.SSLWantReadError:
+            return False
+        except ssl.SSLError as exc:
+            raise TlsError(_reason(exc)) from None
+        self.handshake_done = True
+        if self._pin is not None:
+            der = self._ssl.getpeercert(binary_form=True)
+            if der is None or fingerprint(der) != self._pin:
+                raise TlsError("the server's certificate does not match the pinned fingerprint")
+        if self._pending:
+            pending, self._pending = bytes(self._pending), bytearray()
+            self.send(pending)
+        return True
+
+
+def _reason(exc: ssl.SSLError) -> str:
+    reason = exc.reason or exc.strerror or type(exc).__name__
+    return f"TLS failed: {str(reason).replace('_', ' ').lower()}"
