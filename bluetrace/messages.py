@@ -20,7 +20,7 @@ from construct import ConstructError, Container
 from bluetrace import fastcodec, wire
 from bluetrace.errors import LocalProtocolError, RemoteProtocolError
 from bluetrace.timefmt import format_timestamp, is_timestamp_text, shown, timestamp_from_text
-from bluetrace.wire import ErrorCode, LoginStatus, MessageType
+from bluetrace.wire import ErrorCode, LoginStatus, MessageType, RegisterStatus
 
 
 def _check_body(message: "Message") -> None:
@@ -264,6 +264,30 @@ class LogoutReply:
 
 
 @dataclass(frozen=True, slots=True)
+class RegisterRequest:
+    """A new user: an international phone number and a password (section 3.8)."""
+
+    TYPE: ClassVar[MessageType] = MessageType.REGISTER
+    username: str
+    password: str
+
+    def __post_init__(self) -> None:
+        _check_body(self)
+
+    def __repr__(self) -> str:  # keeps passwords out of logs and tracebacks
+        return f"RegisterRequest(username={self.username!r}, password=<hidden>)"
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterReply:
+    TYPE: ClassVar[MessageType] = MessageType.REGISTER_REPLY
+    status: RegisterStatus
+
+    def __post_init__(self) -> None:
+        _check_body(self)
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorReply:
     TYPE: ClassVar[MessageType] = MessageType.ERROR
     code: ErrorCode
@@ -282,14 +306,16 @@ Message = (
     | UploadReply
     | LogoutRequest
     | LogoutReply
+    | RegisterRequest
+    | RegisterReply
     | ErrorReply
 )
 
 
 def _body_fields(message: Message) -> dict[str, Any]:
-    if isinstance(message, LoginRequest):
+    if isinstance(message, LoginRequest | RegisterRequest):
         return {"username": message.username, "password": message.password}
-    if isinstance(message, LoginReply):
+    if isinstance(message, LoginReply | RegisterReply):
         return {"status": message.status}
     if isinstance(message, TempIDReply):
         return {"window": message.window._fields()}
@@ -334,6 +360,10 @@ def _message_from(kind: MessageType, body: Container) -> Message:
         return LogoutRequest()
     if kind is MessageType.LOGOUT_REPLY:
         return LogoutReply()
+    if kind is MessageType.REGISTER:
+        return _trusted(RegisterRequest, body.username, body.password)
+    if kind is MessageType.REGISTER_REPLY:
+        return _trusted(RegisterReply, body.status)
     return _trusted(ErrorReply, body.code, body.text)
 
 
@@ -462,9 +492,10 @@ def _body_reason(kind: MessageType, body: bytes, exc: ConstructError) -> str:
     return wire.describe_error(exc, what)
 
 
-_CONSTANT_TYPES = (LoginReply, TempIDRequest, LogoutRequest, LogoutReply)
+_CONSTANT_TYPES = (LoginReply, TempIDRequest, LogoutRequest, LogoutReply, RegisterReply)
 _CONSTANT_MESSAGES: list[Message] = [
     *(LoginReply(status) for status in LoginStatus),
+    *(RegisterReply(status) for status in RegisterStatus),
     TempIDRequest(),
     LogoutRequest(),
     LogoutReply(),

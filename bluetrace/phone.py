@@ -26,6 +26,8 @@ from bluetrace.messages import (
     LogoutReply,
     LogoutRequest,
     Message,
+    RegisterReply,
+    RegisterRequest,
     TempIDReply,
     TempIDRequest,
     TempIDWindow,
@@ -36,7 +38,7 @@ from bluetrace.messages import (
     encode_beacon,
     moment_key,
 )
-from bluetrace.wire import ErrorCode, LoginStatus
+from bluetrace.wire import ErrorCode, LoginStatus, RegisterStatus
 
 DEFAULT_RETENTION = 180.0
 DEFAULT_REPLY_TIMEOUT = 30.0
@@ -91,6 +93,13 @@ class LoginResult:
     """The server's verdict; only OK leads to :class:`LoggedIn`."""
 
     status: LoginStatus
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterResult:
+    """The server's verdict on a registration; the phone stays logged out."""
+
+    status: RegisterStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +191,7 @@ class StoreFailed:
 
 PhoneEvent = (
     LoginResult
+    | RegisterResult
     | LoggedIn
     | TempIDIssued
     | UploadAcknowledged
@@ -208,6 +218,7 @@ class Waiting(enum.Enum):
     """The request whose reply the phone waits for (one at a time)."""
 
     LOGIN = "LOGIN"
+    REGISTER = "REGISTER"
     TEMPID = "TEMPID_REQUEST"
     UPLOAD = "UPLOAD"
     LOGOUT = "LOGOUT"
@@ -321,6 +332,12 @@ class Phone:
         request = LoginRequest(username, password)
         self._pending_username = username
         self._request(Waiting.LOGIN, request, now)
+
+    def register(self, username: str, password: str, now: float) -> None:
+        """Send REGISTER (protocol_spec.md 3.8). LocalProtocolError if the texts
+        cannot be credentials."""
+        self._check_can_send(logged_in=False)
+        self._request(Waiting.REGISTER, RegisterRequest(username, password), now)
 
     def request_tempid(self, now: float) -> None:
         self._check_can_send(logged_in=True)
@@ -495,6 +512,9 @@ class Phone:
         if waiting is Waiting.LOGIN and isinstance(message, LoginReply):
             self._answered()
             self._login_reply(message.status)
+        elif waiting is Waiting.REGISTER and isinstance(message, RegisterReply):
+            self._answered()
+            self._events.append(RegisterResult(message.status))
         elif waiting is Waiting.TEMPID and isinstance(message, TempIDReply):
             self._answered()
             self.tempid = message.window

@@ -48,7 +48,7 @@ from bluetrace.server_core import (
     ServerCore,
 )
 from bluetrace.storage import recover_checks
-from bluetrace.stores import CheckFile, TempIDFile
+from bluetrace.stores import CheckFile, CredentialFile, TempIDFile
 from bluetrace.tls import TlsError, TlsSession, server_context
 from bluetrace.transports import Stream
 
@@ -346,6 +346,12 @@ def _parser() -> argparse.ArgumentParser:
         f"{defaults.entry_burst:,} (default: %(default)s)",
     )
     limits.add_argument(
+        "--registrations-per-hour",
+        type=whole(1, 1_000_000),
+        default=defaults.registrations_per_hour,
+        help="registrations one source address may make per hour (default: %(default)s)",
+    )
+    limits.add_argument(
         "--hashes-per-second",
         type=whole(1, 10_000),
         default=int(defaults.hashes_per_second),
@@ -357,6 +363,12 @@ def _parser() -> argparse.ArgumentParser:
         type=whole(200_000, 100_000_000),
         default=defaults.max_held_entries,
         help="upload entries held in all unfinished uploads together (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--allow-registration",
+        action="store_true",
+        help="let phones register new users (international phone numbers; the password "
+        "is stored hashed in credentials.txt; protocol_spec.md, 3.8)",
     )
     security = parser.add_argument_group("TLS (opt-in; protocol_spec.md, 3.7)")
     security.add_argument(
@@ -380,18 +392,19 @@ def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | str | None:
         return f"cannot use {args.tls_cert} and {args.tls_key}: {reason}"
 
 
-def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
-    data_dir: Path = args.data_dir
+def _load(data_dir: Path) -> tuple[dict[str, str], TempIDRegistry, int] | str:
+    """credentials.txt and tempIDs.txt loaded, contact_checks.txt recovered;
+    or why the server cannot start. Skipped lines are reported on stderr."""
     try:
         credentials = load_credentials(data_dir / "credentials.txt")
     except RecordError as exc:
-        return fail(PROGRAM, str(exc))
+        return str(exc)
     tempids = TempIDRegistry()
     tempids_path = data_dir / "tempIDs.txt"
     try:
         report = load_tempids(tempids_path, tempids)
     except OSError as exc:
-        return fail(PROGRAM, f"{tempids_path}: cannot read: {exc.strerror or exc}")
+        return f"{tempids_path}: cannot read: {exc.strerror or exc}"
     for problem in report.problems[:20]:
         print(f"{PROGRAM}: skipped {problem}", file=sys.stderr)
     if len(report.problems) > 20:
@@ -400,9 +413,20 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
     try:
         cut = recover_checks(checks_path)
     except OSError as exc:
-        return fail(PROGRAM, f"{checks_path}: cannot check it: {exc.strerror or exc}")
+        return f"{checks_path}: cannot check it: {exc.strerror or exc}"
     if cut is not None:
         print(f"{PROGRAM}: {cut}", file=sys.stderr)
+    return credentials, tempids, report.loaded
+
+
+def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
+    data_dir: Path = args.data_dir
+    loaded = _load(data_dir)
+    if isinstance(loaded, str):
+        return fail(PROGRAM, loaded)
+    credentials, tempids, known = loaded
+    tempids_path = data_dir / "tempIDs.txt"
+    checks_path = data_dir / CHECKS_FILE
     tls_context = _tls_context(args)
     if isinstance(tls_context, str):
         return fail(PROGRAM, tls_context)
@@ -415,6 +439,9 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         return fail(PROGRAM, f"cannot listen on {args.host}:{args.server_port}: {reason}")
     tempid_store = TempIDFile(tempids_path)
+    credential_store = (
+        CredentialFile(data_dir / "credentials.txt") if args.allow_registration else None
+    )
     check_store = CheckFile(checks_path)
     system_clock = clock or SystemClock()
     core = ServerCore(
@@ -435,7 +462,9 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
             entries_per_hour=args.entries_per_hour,
             max_held_entries=args.max_held_entries,
             hashes_per_second=args.hashes_per_second,
+            registrations_per_hour=args.registrations_per_hour,
         ),
+        credential_store=credential_store,
     )
     reactor = Reactor(system_clock.monotonic)
     sys.stdout.flush()
@@ -457,7 +486,7 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
     host, bound_port = listener.getsockname()[:2]
     server.log(
         f"listening on {host}:{bound_port} ({len(credentials)} users, "
-        f"{report.loaded} TempIDs known{', TLS' if tls_context is not None else ''})"
+        f"{known} TempIDs known{', TLS' if tls_context is not None else ''})"
     )
     try:
         reactor.run()
@@ -465,6 +494,8 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
     finally:
         tempid_store.close()
         check_store.close()
+        if credential_store is not None:
+            credential_store.close()
         out.close()
         err.close()
         reactor.close()

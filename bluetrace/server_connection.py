@@ -25,6 +25,8 @@ from bluetrace.messages import (
     LogoutReply,
     LogoutRequest,
     Message,
+    RegisterReply,
+    RegisterRequest,
     TempIDReply,
     TempIDRequest,
     TempIDWindow,
@@ -36,7 +38,7 @@ from bluetrace.server_core import ServerCore
 from bluetrace.states import Event, Reply, State, transition
 from bluetrace.stores import CheckRecord
 from bluetrace.timefmt import format_timestamp
-from bluetrace.wire import ErrorCode, LoginStatus
+from bluetrace.wire import ErrorCode, LoginStatus, RegisterStatus
 
 PRE_LOGIN_MAX_BODY = 2 * (1 + wire.MAX_TEXT_LEN)
 """Before login only LOGIN is legal, so a stranger may not make us buffer more."""
@@ -86,6 +88,12 @@ _LOGIN_REPLIES = {
 }
 """Built once: a reply validates as it is made, which a session need not repeat."""
 _LOGOUT_REPLY = LogoutReply()
+_REGISTER_REPLIES = {
+    Reply.REGISTERED: RegisterReply(RegisterStatus.REGISTERED),
+    Reply.REGISTER_TAKEN: RegisterReply(RegisterStatus.TAKEN),
+    Reply.REGISTER_INVALID: RegisterReply(RegisterStatus.NOT_A_PHONE_NUMBER),
+    Reply.REGISTER_CLOSED: RegisterReply(RegisterStatus.CLOSED),
+}
 TEMPID_NOT_RECORDED = ErrorReply(
     ErrorCode.STORAGE, "the server could not record a TempID; try later"
 )
@@ -371,6 +379,14 @@ class ServerConnection:
                 Event.LOGIN_AGAIN if state is State.LOGGED_IN else Event.OTHER_REQUEST, now
             )
             return
+        if isinstance(message, RegisterRequest):
+            if state is State.AWAITING_LOGIN:
+                self._register(message, now)
+            else:
+                self._apply(
+                    Event.LOGIN_AGAIN if state is State.LOGGED_IN else Event.OTHER_REQUEST, now
+                )
+            return
         if isinstance(message, TempIDRequest | LogoutRequest):
             if state is State.AWAITING_LOGIN:
                 self._apply(Event.REQUEST_BEFORE_LOGIN, now)
@@ -424,6 +440,19 @@ class ServerConnection:
             Log(f"upload from {self.username} discarded ({code.name}) at {upload.count:,} entries")
         )
 
+    def _register(self, request: RegisterRequest, now: float) -> None:
+        try:
+            event = self.core.register(request.username, request.password, self.address, now)
+        except OSError as exc:
+            self._events.append(
+                Log(f"cannot record the registration of {request.username}: {exc.strerror or exc}")
+            )
+            self._send(ErrorReply(ErrorCode.STORAGE, "the server could not record you; try later"))
+            return
+        if event is Event.REGISTER_OK:
+            self._events.append(Log(f"{request.username} registered ({self.peer})"))
+        self._apply(event, now)
+
     # -- the table --------------------------------------------------------------
     def _apply(self, event: Event, now: float, why: str = "") -> None:
         """Move along the state table and send the row's reply."""
@@ -442,6 +471,15 @@ class ServerConnection:
         login_reply = _LOGIN_REPLIES.get(reply)
         if login_reply is not None:
             self._send(login_reply)
+        elif reply is Reply.REGISTERED:
+            # Told only once the credentials.txt line is on disk.
+            self._send(
+                _REGISTER_REPLIES[reply],
+                durable=True,
+                failed=ErrorReply(ErrorCode.STORAGE, "the server could not record you; try later"),
+            )
+        elif reply in _REGISTER_REPLIES:
+            self._send(_REGISTER_REPLIES[reply])
         elif reply is Reply.TEMPID:
             self._issue_tempid()
         elif reply is Reply.UPLOAD:

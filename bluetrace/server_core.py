@@ -6,6 +6,7 @@ tests, and behind thousands of simulated phones. Per-connection protocol
 (framing, the state table, timers, closing) is in ``server_connection``.
 """
 
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,10 +17,12 @@ from bluetrace import passwords, wire
 from bluetrace.clock import Clock
 from bluetrace.messages import TempIDWindow
 from bluetrace.states import Event
-from bluetrace.stores import CheckRecord, CheckStore, TempIDRecord, TempIDStore
+from bluetrace.stores import CheckRecord, CheckStore, CredentialStore, TempIDRecord, TempIDStore
 from bluetrace.wire import ErrorCode
 
 MAX_FAILURES = 3
+PHONE_NUMBER = re.compile(r"\+[1-9][0-9]{6,14}")
+"""An international (E.164) phone number: the only usernames registration takes."""
 MAX_UPLOAD_ENTRIES = 200_000
 DEFAULT_TEMPID_LIFETIME = 900
 DEFAULT_LOGIN_TIMEOUT = 120.0
@@ -64,6 +67,8 @@ class Limits:
     entry_burst: int = 400_000
     failed_logins_per_minute: int = 30
     """Failed logins (wrong password or unknown user) one source address may make."""
+    registrations_per_hour: int = 5
+    """Registrations one source address may make per hour (when registration is on)."""
     hashes_per_second: float = 10.0
     """scrypt checks of hashed passwords the whole server runs per second (one
     costs about 35 ms of the one loop), after a burst of as many."""
@@ -140,22 +145,26 @@ class AddressGuard:
 
     MAX_ADDRESSES = 100_000
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, window: float = 60.0) -> None:
         self.per_minute = per_minute
+        """How many events one address may have per window."""
+        self.window = window
         self._windows: dict[str, tuple[float, int]] = {}
 
     def over_limit(self, address: str, now: float) -> bool:
         start, count = self._windows.get(address, (now, 0))
-        return now - start < 60.0 and count >= self.per_minute
+        return now - start < self.window and count >= self.per_minute
 
     def failure(self, address: str, now: float) -> None:
         start, count = self._windows.get(address, (now, 0))
-        if now - start >= 60.0:
+        if now - start >= self.window:
             start, count = now, 0
         self._windows[address] = (start, count + 1)
         if len(self._windows) > self.MAX_ADDRESSES:
             self._windows = {
-                key: value for key, value in self._windows.items() if now - value[0] < 60.0
+                key: value
+                for key, value in self._windows.items()
+                if now - value[0] < self.window
             }
 
 
@@ -228,6 +237,7 @@ class ServerCore:
         tempid_lifetime: int = DEFAULT_TEMPID_LIFETIME,
         limits: Limits | None = None,
         draw_tempid: Callable[[], str] = random_tempid,
+        credential_store: CredentialStore | None = None,
     ) -> None:
         self.credentials = credentials
         self.clock = clock
@@ -245,6 +255,9 @@ class ServerCore:
         self._tempid_buckets: dict[str, Bucket] = {}
         self._entry_buckets: dict[str, Bucket] = {}
         self._hash_bucket = Bucket(self.limits.hashes_per_second, 0.0)
+        self.credential_store = credential_store
+        """Where registrations go; None: registration is off."""
+        self._registrations = AddressGuard(self.limits.registrations_per_hour, window=3600.0)
 
     def login(self, username: str, password: str, address: str, now: float) -> Event:
         """Classify one login attempt as its row of the state table."""
@@ -267,6 +280,27 @@ class ServerCore:
         if self.guard.failure(username, now):
             return Event.LOGIN_BLOCKS
         return Event.LOGIN_WRONG_PASSWORD
+
+    def register(self, username: str, password: str, address: str, now: float) -> Event:
+        """Classify (and, if new, record) one registration. The stored line is
+        hashed; it becomes durable with the group commit, before the reply.
+        OSError if the line could not be written: then nobody was added."""
+        if self.credential_store is None:
+            return Event.REGISTER_CLOSED
+        rate = self.limits.hashes_per_second
+        if self._registrations.over_limit(address, now) or not self._hash_bucket.take(
+            1, rate, rate, now
+        ):
+            return Event.REGISTER_LIMITED
+        if PHONE_NUMBER.fullmatch(username) is None:
+            return Event.REGISTER_INVALID
+        if username in self.credentials:
+            return Event.REGISTER_TAKEN
+        stored = passwords.hash_password(password)
+        self.credential_store.append(username, stored)
+        self._registrations.failure(address, now)  # counts one registration
+        self.credentials[username] = stored
+        return Event.REGISTER_OK
 
     def may_issue_tempid(self, username: str, now: float) -> bool:
         """The user's TempID rate: a burst, then tempids_per_hour."""
@@ -313,6 +347,8 @@ class ServerCore:
         try:
             self.tempid_store.sync()
             self.check_store.sync()
+            if self.credential_store is not None:
+                self.credential_store.sync()
         except OSError as exc:
             return exc
         return None

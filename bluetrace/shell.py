@@ -30,6 +30,7 @@ from bluetrace.phone import (
     LoginResult,
     Phone,
     PhoneEvent,
+    RegisterResult,
     ServerError,
     StoreFailed,
     TempIDIssued,
@@ -37,7 +38,7 @@ from bluetrace.phone import (
     UploadRefused,
 )
 from bluetrace.timefmt import format_timestamp
-from bluetrace.wire import LoginStatus
+from bluetrace.wire import LoginStatus, RegisterStatus
 
 PROMPT = "> "
 USERNAME_PROMPT = "Username: "
@@ -101,6 +102,10 @@ Effect = Show | Prompt | Connect | Transmit | SendBeacon | Disconnect | Exit
 
 class Stage(enum.Enum):
     USERNAME = "typing the username"
+    NEW_NUMBER = "typing the number to register"
+    NEW_PASSWORD = "typing the new password"  # noqa: S105 (a stage name)
+    NEW_AGAIN = "typing the new password again"
+    REGISTERING = "waiting for the registration verdict"
     PASSWORD = "typing the password"  # noqa: S105 (a stage name)
     CONNECTING = "connecting to the server"
     LOGGING_IN = "waiting for the login verdict"
@@ -110,7 +115,28 @@ class Stage(enum.Enum):
     DONE = "finished"
 
 
-_BUSY = (Stage.CONNECTING, Stage.LOGGING_IN, Stage.WAITING, Stage.LOGGING_OUT)
+_BUSY = (
+    Stage.CONNECTING,
+    Stage.LOGGING_IN,
+    Stage.REGISTERING,
+    Stage.WAITING,
+    Stage.LOGGING_OUT,
+)
+_TYPING = (
+    Stage.USERNAME,
+    Stage.PASSWORD,
+    Stage.NEW_NUMBER,
+    Stage.NEW_PASSWORD,
+    Stage.NEW_AGAIN,
+)
+REGISTER_WORD = "register"
+NEW_NUMBER_PROMPT = "Phone number to register (e.g. +61410123456): "
+REGISTER_TEXTS = {
+    RegisterStatus.REGISTERED: "Registered {number}: log in with it now.",
+    RegisterStatus.TAKEN: "{number} is already registered.",
+    RegisterStatus.NOT_A_PHONE_NUMBER: "Not an international phone number: + and 7-15 digits.",
+    RegisterStatus.CLOSED: "This server does not take registrations.",
+}
 
 
 class Shell:
@@ -125,6 +151,7 @@ class Shell:
         """Lines that arrived while a reply was awaited, in order; None marks
         the end of input, which takes effect in its place among them."""
         self._exit_status = 0
+        self._registering = False
         self._report_window = -1.0
         self._reports_left = BEACON_REPORTS_PER_SECOND
         self._summary: dict[str, int] = {}
@@ -146,6 +173,8 @@ class Shell:
             return self._username_typed(text.strip())
         if self.stage is Stage.PASSWORD:
             return self._password_typed(text)
+        if self.stage in (Stage.NEW_NUMBER, Stage.NEW_PASSWORD, Stage.NEW_AGAIN):
+            return self._registration_typed(text)
         if self.stage is Stage.READY:
             return self._command(text.strip())
         return []
@@ -157,12 +186,12 @@ class Shell:
         if interrupted:
             self._exit_status = 130
             self._typed_ahead.clear()
-            if self.stage in (Stage.CONNECTING, Stage.LOGGING_IN):
+            if self.stage in (Stage.CONNECTING, Stage.LOGGING_IN, Stage.REGISTERING):
                 return [Disconnect(), *self._finish(130)]
         elif self.stage in _BUSY:
             self._typed_ahead.append(None)
             return []
-        if self.stage in (Stage.USERNAME, Stage.PASSWORD):
+        if self.stage in _TYPING:
             return self._finish(self._exit_status)
         if self.stage is Stage.READY:
             return self._command("logout")
@@ -173,6 +202,8 @@ class Shell:
     def connected(self, now: float) -> list[Effect]:
         """The TCP connection is up: send the login typed meanwhile."""
         self.connected_once = True
+        if self._registering:
+            return self._send_registration(now)
         return self._send_login(now)
 
     def connect_failed(self, reason: str) -> list[Effect]:
@@ -184,7 +215,7 @@ class Shell:
         effects: list[Effect] = []
         for event in events:
             effects += self._event(event)
-        if self.stage in (Stage.USERNAME, Stage.PASSWORD, Stage.READY) and not self.phone.busy:
+        if self.stage in (*_TYPING, Stage.READY) and not self.phone.busy:
             effects += self._drain_typed_ahead()
         return effects
 
@@ -203,6 +234,9 @@ class Shell:
     def _username_typed(self, name: str) -> list[Effect]:
         if not name:
             return [Prompt(USERNAME_PROMPT)]
+        if name == REGISTER_WORD:
+            self.stage = Stage.NEW_NUMBER
+            return [Prompt(NEW_NUMBER_PROMPT)]
         self._username = name
         self.stage = Stage.PASSWORD
         return [Prompt(PASSWORD_PROMPT, secret=True)]
@@ -219,6 +253,43 @@ class Shell:
             self.stage = Stage.CONNECTING
             return [Connect()]
         return self._send_login(self.clock.monotonic())
+
+    def _registration_typed(self, text: str) -> list[Effect]:
+        if self.stage is Stage.NEW_NUMBER:
+            self._username = text.strip()
+            self.stage = Stage.NEW_PASSWORD
+            return [Prompt(PASSWORD_PROMPT, secret=True)]
+        if self.stage is Stage.NEW_PASSWORD:
+            self._password = text
+            self.stage = Stage.NEW_AGAIN
+            return [Prompt("Password again: ", secret=True)]
+        if text != self._password:
+            self._password = ""
+            self.stage = Stage.USERNAME
+            return [Show("The passwords differ; nothing was registered."), Prompt(USERNAME_PROMPT)]
+        if not (wire.is_credential(self._username) and wire.is_credential(text)):
+            self._password = ""
+            self.stage = Stage.USERNAME
+            return [
+                Show("A number and a password are printable text with no spaces."),
+                Prompt(USERNAME_PROMPT),
+            ]
+        self._registering = True
+        if not self.connected_once:
+            self.stage = Stage.CONNECTING
+            return [Connect()]
+        return self._send_registration(self.clock.monotonic())
+
+    def _send_registration(self, now: float) -> list[Effect]:
+        password, self._password = self._password, ""
+        self._registering = False
+        try:
+            self.phone.register(self._username, password, now)
+        except LocalProtocolError as exc:
+            self.stage = Stage.DONE
+            return [Show(f"Cannot register: {exc}"), Exit(1)]
+        self.stage = Stage.REGISTERING
+        return [Transmit()]
 
     def _send_login(self, now: float) -> list[Effect]:
         password, self._password = self._password, ""
@@ -286,6 +357,10 @@ class Shell:
             return []
         if isinstance(event, LoginResult):
             return self._login_result(event.status)
+        if isinstance(event, RegisterResult):
+            self.stage = Stage.USERNAME
+            text = REGISTER_TEXTS[event.status].format(number=self._username)
+            return [Show(text), Prompt(USERNAME_PROMPT)]
         if isinstance(event, LoggedIn):
             self.stage = Stage.READY
             notes = [Show(f"Contact log: {problem}") for problem in event.problems]
@@ -337,6 +412,9 @@ class Shell:
         elif self.stage is Stage.LOGGING_IN:
             self.stage = Stage.PASSWORD
             effects.append(Prompt(PASSWORD_PROMPT, secret=True))
+        elif self.stage is Stage.REGISTERING:
+            self.stage = Stage.USERNAME
+            effects.append(Prompt(USERNAME_PROMPT))
         return effects
 
     def _closed(self, reason: str) -> list[Effect]:
@@ -397,7 +475,7 @@ class Shell:
         effects: list[Effect] = []
         while (
             self._typed_ahead
-            and self.stage in (Stage.USERNAME, Stage.PASSWORD, Stage.READY)
+            and self.stage in (*_TYPING, Stage.READY)
             and not self.phone.busy
         ):
             text = self._typed_ahead.popleft()

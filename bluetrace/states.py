@@ -34,13 +34,18 @@ class Event(enum.Enum):
     LOGIN_RATE_LIMITED = "LOGIN from an address over its failed-login limit"
     LOGIN_HASH_BUDGET = "LOGIN for a hashed password while the hashing budget is spent"
     REQUEST_BEFORE_LOGIN = "TEMPID_REQUEST, UPLOAD or LOGOUT"
+    REGISTER_OK = "REGISTER, registration open, a new international phone number"
+    REGISTER_TAKEN = "REGISTER, the number is already a user"
+    REGISTER_INVALID = "REGISTER, not an international phone number"
+    REGISTER_CLOSED = "REGISTER, registration off"
+    REGISTER_LIMITED = "REGISTER over the address's registration limit or the hashing budget"
     LOGIN_TIMEOUT = "(login timeout passes)"
     IDLE_TIMEOUT = "(idle timeout passes)"
     TEMPID_REQUEST = "TEMPID_REQUEST"
     TEMPID_RATE_LIMITED = "TEMPID_REQUEST over the user's TempID rate"
     UPLOAD_MORE = "UPLOAD, final = 0"
     UPLOAD_FINAL = "UPLOAD, final = 1"
-    LOGIN_AGAIN = "LOGIN"
+    LOGIN_AGAIN = "LOGIN or REGISTER"
     LOGOUT = "LOGOUT"
     UPLOAD_MORE_WITHIN = "UPLOAD, final = 0, total within the upload limit"
     UPLOAD_MORE_PAST = "UPLOAD, final = 0, total past the upload limit"
@@ -48,8 +53,8 @@ class Event(enum.Enum):
     UPLOAD_FINAL_PAST = "UPLOAD, final = 1, total past the upload limit"
     UPLOAD_MORE_REFUSED = "UPLOAD, final = 0, over the user's entry rate or the upload budget"
     UPLOAD_FINAL_REFUSED = "UPLOAD, final = 1, over the user's entry rate or the upload budget"
-    OTHER_REQUEST = "LOGIN, TEMPID_REQUEST or LOGOUT"
-    REPLY_TYPE = "a reply type (`0x81`-`0x84`, `0xFF`)"
+    OTHER_REQUEST = "LOGIN, TEMPID_REQUEST, LOGOUT or REGISTER"
+    REPLY_TYPE = "a reply type (`0x81`-`0x85`, `0xFF`)"
     MALFORMED = "a bad header, an unknown type or a malformed body"
     OVERSIZED = "a header announcing a body above the state's limit"
     SHUTDOWN = "(the server stops)"
@@ -63,6 +68,10 @@ class Reply(enum.Enum):
     LOGIN_WRONG_PASSWORD = "LOGIN_REPLY WRONG_PASSWORD"  # noqa: S105
     LOGIN_BLOCKED_NOW = "LOGIN_REPLY BLOCKED_NOW"
     LOGIN_BLOCKED = "LOGIN_REPLY BLOCKED"
+    REGISTERED = "REGISTER_REPLY REGISTERED (or ERROR STORAGE)"
+    REGISTER_TAKEN = "REGISTER_REPLY TAKEN"
+    REGISTER_INVALID = "REGISTER_REPLY NOT_A_PHONE_NUMBER"
+    REGISTER_CLOSED = "REGISTER_REPLY CLOSED"
     NOT_LOGGED_IN = "ERROR NOT_LOGGED_IN"
     TIMEOUT = "ERROR TIMEOUT"
     TEMPID = "TEMPID_REPLY (or ERROR STORAGE)"
@@ -108,6 +117,11 @@ ROWS: tuple[tuple[State | None, Event, Reply, State], ...] = (
     (_A, Event.LOGIN_RATE_LIMITED, Reply.RATE_LIMITED, _A),
     (_A, Event.LOGIN_HASH_BUDGET, Reply.RATE_LIMITED, _A),
     (_A, Event.REQUEST_BEFORE_LOGIN, Reply.NOT_LOGGED_IN, _A),
+    (_A, Event.REGISTER_OK, Reply.REGISTERED, _A),
+    (_A, Event.REGISTER_TAKEN, Reply.REGISTER_TAKEN, _A),
+    (_A, Event.REGISTER_INVALID, Reply.REGISTER_INVALID, _A),
+    (_A, Event.REGISTER_CLOSED, Reply.REGISTER_CLOSED, _A),
+    (_A, Event.REGISTER_LIMITED, Reply.RATE_LIMITED, _A),
     (_A, Event.LOGIN_TIMEOUT, Reply.TIMEOUT, _C),
     (_L, Event.TEMPID_REQUEST, Reply.TEMPID, _L),
     (_L, Event.TEMPID_RATE_LIMITED, Reply.RATE_LIMITED, _L),

@@ -95,6 +95,43 @@ class CheckFile:
         self._log.close()
 
 
+class CredentialStore(Protocol):
+    def append(self, username: str, stored: str) -> None:
+        """Add a registered user's line (not yet durable); OSError if that failed."""
+
+    def sync(self) -> None: ...
+
+
+class CredentialFile:
+    """credentials.txt, appended a whole line per registration, synced by the group commit."""
+
+    def __init__(self, path: Path) -> None:
+        self._appender = LineAppender(path, durable=False)
+
+    def append(self, username: str, stored: str) -> None:
+        self._appender.append([f"{username} {stored}"])
+
+    def sync(self) -> None:
+        self._appender.sync()
+
+    def close(self) -> None:
+        self._appender.close()
+
+
+class MemoryCredentialStore:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.fail_append = False
+
+    def append(self, username: str, stored: str) -> None:
+        if self.fail_append:
+            raise OSError(28, "No space left on device")
+        self.lines.append(f"{username} {stored}")
+
+    def sync(self) -> None:
+        pass
+
+
 class MemoryTempIDStore:
     """tempIDs.txt in memory; ``fail`` makes appends or syncs raise ENOSPC."""
 

@@ -77,11 +77,22 @@ class MessageType(enum.IntEnum):
     TEMPID_REQUEST = 0x02
     UPLOAD = 0x03
     LOGOUT = 0x04
+    REGISTER = 0x05
     LOGIN_REPLY = 0x81
     TEMPID_REPLY = 0x82
     UPLOAD_REPLY = 0x83
     LOGOUT_REPLY = 0x84
+    REGISTER_REPLY = 0x85
     ERROR = 0xFF
+
+
+class RegisterStatus(enum.IntEnum):
+    """The server's verdict on one registration."""
+
+    REGISTERED = 0
+    TAKEN = 1
+    NOT_A_PHONE_NUMBER = 2
+    CLOSED = 3
 
 
 class LoginStatus(enum.IntEnum):
@@ -399,6 +410,9 @@ def describe_error(exc: ConstructError, what: str) -> str:
 
 LoginBody = Struct("username" / Credential, "password" / Credential, Terminated)
 LoginReplyBody = Struct("status" / IntEnumAdapter(Int8ub, LoginStatus), Terminated)
+RegisterBody = LoginBody
+"""A registration carries what a login does: username (the phone number) and password."""
+RegisterReplyBody = Struct("status" / IntEnumAdapter(Int8ub, RegisterStatus), Terminated)
 EmptyBody = Struct(Terminated)
 TempIDReplyBody = Struct("window" / Window, Terminated)
 UploadBody = Struct(
@@ -419,10 +433,12 @@ BODIES: dict[MessageType, Construct] = {
     MessageType.TEMPID_REQUEST: EmptyBody,
     MessageType.UPLOAD: UploadBody,
     MessageType.LOGOUT: EmptyBody,
+    MessageType.REGISTER: RegisterBody,
     MessageType.LOGIN_REPLY: LoginReplyBody,
     MessageType.TEMPID_REPLY: TempIDReplyBody,
     MessageType.UPLOAD_REPLY: UploadReplyBody,
     MessageType.LOGOUT_REPLY: EmptyBody,
+    MessageType.REGISTER_REPLY: RegisterReplyBody,
     MessageType.ERROR: ErrorBody,
 }
 

@@ -152,7 +152,7 @@ def test_beacon_readers_agree_on_arbitrary_bytes(data: bytes) -> None:
 
 @given(st.binary(min_size=6, max_size=6))
 @example(b"\x01\x03\x00\x00\x00\x00")
-@example(b"\x01\x85\x00\x00\x00\x00")
+@example(b"\x01\x86\x00\x00\x00\x00")
 def test_header_readers_agree(data: bytes) -> None:
     try:
         parsed = wire.FrameHeader.parse(data)
@@ -302,7 +302,7 @@ _ENTRY = SAMPLE_BEACON[:58]
     ("frame", "reason"),
     [
         (_frame(0x04, b"", version=2), "frame version byte is 0x02, expected 0x01"),
-        (_frame(0x85, b""), "unknown message type 0x85"),
+        (_frame(0x86, b""), "unknown message type 0x86"),
         (_frame(0x04, b"x"), "the LOGOUT body has extra bytes after its end"),
         (_frame(0x04, b"", length=0) + b"x", "the LOGOUT frame has 1 byte after its 0-byte body"),
         (_frame(0x04, b"", length=0) + b"xy", "the LOGOUT frame has 2 bytes after its 0-byte body"),

@@ -85,7 +85,7 @@ def test_error_is_sticky() -> None:
     ("header", "reason"),
     [
         (b"\x02\x04\x00\x00\x00\x00", "frame version byte is 0x02, expected 0x01"),
-        (b"\x01\x85\x00\x00\x00\x00", "unknown message type 0x85"),
+        (b"\x01\x86\x00\x00\x00\x00", "unknown message type 0x86"),
         (b"\x01\x03\x00\x01\x00\x00", "frame body of 65536 bytes exceeds the limit of 59395"),
     ],
 )

@@ -125,7 +125,7 @@ def test_sample_files_byte_for_byte_and_restart_keeps_every_mapping(tmp_path: Pa
 @pytest.mark.parametrize(
     ("junk", "code"),
     [
-        (b"\x01\x05\x00\x00\x00\x00", ErrorCode.MALFORMED),
+        (b"\x01\x06\x00\x00\x00\x00", ErrorCode.MALFORMED),
         (b"\x02\x01\x00\x00\x00\x00", ErrorCode.MALFORMED),
         (b"\x01\x01\x00\x00\x10\x00", ErrorCode.TOO_LARGE),
         (b"\x01\x84\x00\x00\x00\x00", ErrorCode.UNEXPECTED),

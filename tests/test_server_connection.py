@@ -296,7 +296,7 @@ def test_reply_types_from_a_client_end_the_connection() -> None:
     ("data", "code"),
     [
         (b"\x02\x04\x00\x00\x00\x00", ErrorCode.MALFORMED),  # frame version 2
-        (b"\x01\x85\x00\x00\x00\x00", ErrorCode.MALFORMED),  # unknown type
+        (b"\x01\x86\x00\x00\x00\x00", ErrorCode.MALFORMED),  # unknown type
         (b"\x01\x01\x00\x00\x02\x01", ErrorCode.TOO_LARGE),  # 513-byte LOGIN before login
         (b"\x01\x03\x00\x00\x00\x03\x02\x00\x00", ErrorCode.MALFORMED),  # bad flags
     ],

@@ -126,7 +126,7 @@ def _frame(kind: int, body: bytes, *, version: int = 1, length: int | None = Non
     ("frame", "why"),
     [
         (_frame(0x04, b"", version=2), "frame version 2"),
-        (_frame(0x05, b""), "unknown type tag"),
+        (_frame(0x06, b""), "unknown type tag"),
         (_frame(0x04, b"x"), "body on an empty message"),
         (encode(LogoutRequest()) + b"x", "trailing byte after the frame"),
         (_frame(0x04, b"", length=1), "length beyond the data"),
@@ -149,8 +149,8 @@ def test_frame_rejections(frame: bytes, why: str) -> None:
 
 
 def test_error_names_the_problem_in_one_line() -> None:
-    with pytest.raises(RemoteProtocolError, match=r"^unknown message type 0x05$") as caught:
-        decode(_frame(0x05, b""))
+    with pytest.raises(RemoteProtocolError, match=r"^unknown message type 0x06$") as caught:
+        decode(_frame(0x06, b""))
     assert "\n" not in str(caught.value)
 
 

@@ -35,6 +35,11 @@ def login(username: str | bytes, password: str | bytes) -> bytes:
     return frame(0x01, text8(user) + text8(word))
 
 
+def register(username: str, password: str) -> bytes:
+    """REGISTER (section 3.8): laid out as LOGIN, type 0x05."""
+    return frame(0x05, text8(username.encode("utf-8")) + text8(password.encode("utf-8")))
+
+
 TEMPID_REQUEST = frame(0x02)
 LOGOUT = frame(0x04)
 
@@ -75,10 +80,11 @@ REPLY_FRAMES = {
     0x82: frame(0x82, entry("12345678901234567893")),
     0x83: frame(0x83, (2).to_bytes(4, "big")),
     0x84: frame(0x84),
+    0x85: frame(0x85, b"\x03"),
     0xFF: frame(0xFF, b"\x01" + (4).to_bytes(2, "big") + b"oops"),
 }
 """One well-formed frame of each reply type, for a client to send wrongly."""
 
-UNKNOWN_TYPES = (0x00, 0x05, 0x7F, 0x80, 0x85, 0xFE)
+UNKNOWN_TYPES = (0x00, 0x06, 0x7F, 0x80, 0x86, 0xFE)
 MAX_BODY = wire.MAX_FRAME_BODY
 PRE_LOGIN_MAX = 2 * (1 + wire.MAX_TEXT_LEN)

@@ -43,9 +43,9 @@ def header_version(target: ServerTarget, ctx: CaseContext) -> None:
 
 
 @case("3/unknown-types", ("BT-3-4", "BT-4-6"),
-      "The types 0x00, 0x05-0x80 and 0x85-0xFE are unknown: a server answers a frame of an "
+      "The types 0x00, 0x06-0x80 and 0x86-0xFE are unknown: a server answers a frame of an "
       "unknown type with ERROR MALFORMED and closes the connection [BT-3-4].",
-      ("for each of 0x00, 0x05, 0x7F, 0x80, 0x85, 0xFE: ERROR MALFORMED, then "
+      ("for each of 0x00, 0x06, 0x7F, 0x80, 0x86, 0xFE: ERROR MALFORMED, then "
        + CLOSED_AT_ONCE,))
 def unknown_types(target: ServerTarget, ctx: CaseContext) -> None:
     for kind in frames.UNKNOWN_TYPES:
@@ -56,7 +56,7 @@ def unknown_types(target: ServerTarget, ctx: CaseContext) -> None:
 
 
 @case("3/reply-types", ("BT-3-5", "BT-4-2", "BT-4-5"),
-      "A reply type (0x81-0x84, 0xFF) sent by a client is known but not a client's to send: "
+      "A reply type (0x81-0x85, 0xFF) sent by a client is known but not a client's to send: "
       "the server answers ERROR UNEXPECTED and closes the connection (section 4) [BT-3-5].",
       ("for each reply type (well-formed body), before and after login: ERROR UNEXPECTED, "
        "then " + LINGERS,),

@@ -25,9 +25,9 @@ from bluetrace.conform.server_target import (
     read_data_file,
 )
 from bluetrace.conform.tcp import Closed, describe
-from bluetrace.messages import ErrorReply
+from bluetrace.messages import ErrorReply, RegisterReply
 from bluetrace.timefmt import format_timestamp, wall_now
-from bluetrace.wire import ErrorCode, LoginStatus
+from bluetrace.wire import ErrorCode, LoginStatus, RegisterStatus
 
 case: Registry[ServerTarget] = Registry("server")
 CASES = case.cases
@@ -91,13 +91,39 @@ def not_logged_in(target: ServerTarget, ctx: CaseContext) -> None:
 
 
 @case("4/already-logged-in", ("BT-4-2",),
-      "LOGGED_IN | LOGIN | ERROR ALREADY_LOGGED_IN | LOGGED_IN",
+      "LOGGED_IN | LOGIN or REGISTER | ERROR ALREADY_LOGGED_IN | LOGGED_IN",
       ("ERROR ALREADY_LOGGED_IN, connection kept and logged in",))
 def already_logged_in(target: ServerTarget, ctx: CaseContext) -> None:
     with target.logged_in(ctx) as conn:
         conn.send(frames.login(target.user, target.password))
         expect_error(conn, ctx, ErrorCode.ALREADY_LOGGED_IN)
         expect_kept(conn, ctx, True, target)
+
+
+@case("3.8/register", ("BT-3.8-1",),
+      "Registration is off unless the server was started with --allow-registration; then the "
+      "server stores the password hashed (section 5), appends the line to credentials.txt "
+      "durably before it replies, and the session stays in AWAITING_LOGIN [BT-3.8-1].",
+      ("REGISTER of a fresh number: REGISTER_REPLY CLOSED (registration off), or REGISTERED "
+       "and then a LOGIN with that number and password gives LOGIN_REPLY OK on the same "
+       "connection; ERROR RATE_LIMITED is SKIPPED (the address's registrations are spent)",))
+def register(target: ServerTarget, ctx: CaseContext) -> None:
+    number = "+614" + frames.random_tempid()[:8]
+    with target.connect(ctx) as conn:
+        conn.send(frames.register(number, "kit-pass-1"))
+        reply = conn.expect(ctx, "REGISTER_REPLY CLOSED or REGISTERED")
+        if isinstance(reply, ErrorReply) and reply.code is ErrorCode.RATE_LIMITED:
+            raise CaseSkipped("the server refused with RATE_LIMITED (registrations spent)")
+        if not isinstance(reply, RegisterReply) or reply.status not in (
+            RegisterStatus.CLOSED, RegisterStatus.REGISTERED,
+        ):
+            raise CaseFailed(f"REGISTER gave {describe(reply)}, not REGISTER_REPLY CLOSED "
+                             "or REGISTERED")
+        if reply.status is RegisterStatus.REGISTERED:
+            conn.send(frames.login(number, "kit-pass-1"))
+            expect_status(conn, ctx, LoginStatus.OK, "LOGIN after REGISTERED gave ")
+        else:
+            expect_kept(conn, ctx, False, target)
 
 
 # -- section 3.3: TempIDs --------------------------------------------------------------

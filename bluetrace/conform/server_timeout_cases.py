@@ -60,7 +60,7 @@ def error_texts(target: ServerTarget, ctx: CaseContext) -> None:
         ("bad timestamp", frames.upload([frames.entry(frames.random_tempid(),
                                                       "31/02/2021 10:00:00")], True), True),
         ("bad version", frames.header(0x01, 0, version=0x02), False),
-        ("unknown type", frames.header(0x85, 0), False),
+        ("unknown type", frames.header(0x86, 0), False),
         ("oversized", frames.header(0x01, 600), False),
         ("not logged in", frames.TEMPID_REQUEST, False),
     ]

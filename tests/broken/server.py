@@ -28,6 +28,8 @@ from bluetrace.messages import (
     LogoutReply,
     LogoutRequest,
     Message,
+    RegisterReply,
+    RegisterRequest,
     TempIDReply,
     TempIDRequest,
     TempIDWindow,
@@ -36,7 +38,7 @@ from bluetrace.messages import (
     decode,
     encode,
 )
-from bluetrace.wire import ErrorCode, LoginStatus
+from bluetrace.wire import ErrorCode, LoginStatus, RegisterStatus
 
 BREAKS = {
     "block-per-connection": "counts wrong passwords per connection, not per user",
@@ -49,8 +51,8 @@ BREAKS = {
     "close-at-once": "closes at once after LOGOUT_REPLY instead of letting the client first",
     "state-before-body": "checks the state table before the body (NOT_LOGGED_IN first)",
 }
-KNOWN_TYPES = {0x01, 0x02, 0x03, 0x04, 0x81, 0x82, 0x83, 0x84, 0xFF}
-REPLY_TYPES = {0x81, 0x82, 0x83, 0x84, 0xFF}
+KNOWN_TYPES = {0x01, 0x02, 0x03, 0x04, 0x05, 0x81, 0x82, 0x83, 0x84, 0x85, 0xFF}
+REPLY_TYPES = {0x81, 0x82, 0x83, 0x84, 0x85, 0xFF}
 MAX_BODY = 59395
 PRE_LOGIN_MAX = 512
 UPLOAD_LIMIT = 200_000
@@ -249,7 +251,12 @@ class Server:
             conn.upload_state, conn.upload_records = None, []
             self.send(conn, ErrorReply(ErrorCode.UNEXPECTED, "The upload was interrupted."))
             return
-        if isinstance(message, LoginRequest):
+        if isinstance(message, RegisterRequest):
+            if conn.user is not None:
+                self.send(conn, ErrorReply(ErrorCode.ALREADY_LOGGED_IN, "Logged in already."))
+            else:  # this small server takes no registrations
+                self.send(conn, RegisterReply(RegisterStatus.CLOSED))
+        elif isinstance(message, LoginRequest):
             self.login(conn, message)
         elif conn.user is None:
             self.send(conn, ErrorReply(ErrorCode.NOT_LOGGED_IN, "Log in first."))
