@@ -94,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     username: str = args.username
     if not wire.is_credential(username) or username.startswith(COMMENT):
         return fail(PROGRAM, f"not a username (printable, no spaces, 1-255 bytes): {username}", 2)
-    password = _read_password()
+    try:
+        password = _read_password()
+    except (KeyboardInterrupt, EOFError):
+        print(file=sys.stderr)
+        return fail(PROGRAM, "interrupted; nothing changed", 130)
     if password is None:
         return fail(PROGRAM, "the two passwords differ; nothing changed")
     if not wire.is_credential(password):

@@ -5,6 +5,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -242,16 +243,20 @@ def _client(
     input_text: str | None = None,
     cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bluetrace.client", *args],
-        input=input_text,
-        stdin=None if input_text is not None else stdin,
-        capture_output=True,
-        text=True,
-        timeout=WAIT * 2,
-        check=False,
-        cwd=cwd,
-    )
+    """The phone as a process; by default in a fresh folder, never the
+    repository's (a phone writes its contact log and lock where it runs)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        return subprocess.run(
+            [sys.executable, "-m", "bluetrace.client", *args],
+            input=input_text,
+            stdin=None if input_text is not None else stdin,
+            capture_output=True,
+            text=True,
+            timeout=WAIT * 2,
+            check=False,
+            cwd=cwd or scratch,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        )
 
 
 def test_udp_port_taken_exits_1_before_any_prompt(

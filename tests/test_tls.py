@@ -106,7 +106,7 @@ def test_a_tls_server_serves_tls_phones_and_shrugs_off_bad_ones(
             [sys.executable, "-m", "bluetrace.client", "127.0.0.1", str(server.port), "8999",
              "--tls-pin", pin],
             input="+61410999999\nbada4568\nlogout\n", capture_output=True, text=True,
-            timeout=30, check=False,
+            timeout=30, check=False, cwd=tmp_path,
         )  # fmt: skip
         assert phone.returncode == 0, phone.stdout + phone.stderr
         assert "Welcome to the BlueTrace Simulator!" in phone.stdout
