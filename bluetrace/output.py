@@ -44,6 +44,7 @@ class LineOutput:
         self._chunks: deque[bytes] = deque()
         self._size = 0
         self._writing = False
+        self._flush_scheduled = False
         self._saved_flags: int | None = None
         self._pollable = True
         try:
@@ -72,6 +73,13 @@ class LineOutput:
             self._size += len(note)
         self._chunks.append(data)
         self._size += len(data)
+        if not self._flush_scheduled and not self._writing:
+            # Lines written in one loop turn go out in one write, next turn.
+            self._flush_scheduled = True
+            self.reactor.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
         self._flush()
 
     @property
@@ -79,6 +87,10 @@ class LineOutput:
         return self._size
 
     def _flush(self) -> None:
+        if len(self._chunks) > 1:
+            joined = b"".join(self._chunks)
+            self._chunks.clear()
+            self._chunks.append(joined)
         while self._chunks and not self.disabled:
             head = self._chunks[0]
             try:

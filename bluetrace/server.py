@@ -156,10 +156,14 @@ class Link:
             self.work_scheduled = True
             server.reactor.call_soon(self._continue)
         deadline = connection.get_timer()
-        if self.timer is not None and (deadline is None or self.timer.when != deadline):
-            self.timer.cancel()
-            self.timer = None
-        if deadline is not None and self.timer is None:
+        # A deadline that moved later (the idle deadline, at every frame) keeps
+        # the armed timer: it fires early, finds nothing due, and re-arms.
+        # Only an earlier deadline, or none, replaces it.
+        timer = self.timer
+        if timer is not None and (deadline is None or deadline < timer.when):
+            timer.cancel()
+            self.timer = timer = None
+        if deadline is not None and timer is None:
             self.timer = server.reactor.call_at(deadline, self._on_timer)
 
 
