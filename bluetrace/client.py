@@ -281,7 +281,7 @@ class Client:
     def _on_udp_error(self, error: OSError) -> None:
         # An ICMP "port unreachable" for an earlier beacon: no one listens there.
         self.apply(
-            self.shell._async([Show(f"A beacon was not delivered: {error.strerror or error}")])
+            self.shell.notice(f"A beacon was not delivered: {error.strerror or error}")
         )
 
     # -- the terminal -----------------------------------------------------------------

@@ -535,7 +535,7 @@ class Phone:
         if status is LoginStatus.OK:
             self._logged_in()
         elif status in (LoginStatus.BLOCKED, LoginStatus.BLOCKED_NOW):
-            self._close("the account is blocked", report=False)
+            self._close("the account is blocked")
 
     def _logged_in(self) -> None:
         username = self._pending_username or ""
@@ -579,8 +579,8 @@ class Phone:
         self.state = PhoneState.CLOSED
         self._events.append(LoggedOut())
 
-    def _close(self, reason: str, *, report: bool = True) -> None:
+    def _close(self, reason: str) -> None:
         self._answered()
         self.state = PhoneState.CLOSED
         self._out.clear()
-        self._events.append(ConnectionClosed(reason if report else ""))
+        self._events.append(ConnectionClosed(reason))

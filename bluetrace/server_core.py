@@ -140,7 +140,7 @@ class Bucket:
 
 
 class AddressGuard:
-    """Failed logins per source address per minute, in fixed one-minute
+    """Events per source address (failed logins, registrations) in fixed
     windows; the table is pruned so that it stays bounded."""
 
     MAX_ADDRESSES = 100_000
@@ -155,7 +155,8 @@ class AddressGuard:
         start, count = self._windows.get(address, (now, 0))
         return now - start < self.window and count >= self.per_minute
 
-    def failure(self, address: str, now: float) -> None:
+    def note(self, address: str, now: float) -> None:
+        """Count one event (a failed login, a registration) for ``address``."""
         start, count = self._windows.get(address, (now, 0))
         if now - start >= self.window:
             start, count = now, 0
@@ -265,7 +266,7 @@ class ServerCore:
             return Event.LOGIN_RATE_LIMITED
         expected = self.credentials.get(username)
         if expected is None:
-            self.addresses.failure(address, now)
+            self.addresses.note(address, now)
             return Event.LOGIN_UNKNOWN_USER
         if self.guard.is_blocked(username, now):
             return Event.LOGIN_BLOCKED
@@ -276,7 +277,7 @@ class ServerCore:
         if passwords.verify(expected, password):
             self.guard.success(username)
             return Event.LOGIN_OK
-        self.addresses.failure(address, now)
+        self.addresses.note(address, now)
         if self.guard.failure(username, now):
             return Event.LOGIN_BLOCKS
         return Event.LOGIN_WRONG_PASSWORD
@@ -298,7 +299,7 @@ class ServerCore:
             return Event.REGISTER_TAKEN
         stored = passwords.hash_password(password)
         self.credential_store.append(username, stored)
-        self._registrations.failure(address, now)  # counts one registration
+        self._registrations.note(address, now)
         self.credentials[username] = stored
         return Event.REGISTER_OK
 

@@ -219,6 +219,11 @@ class Shell:
             effects += self._drain_typed_ahead()
         return effects
 
+    def notice(self, text: str) -> list[Effect]:
+        """A line the program has to show on its own (not from the phone),
+        with the prompt the user was at shown again."""
+        return self._async([Show(text)])
+
     # -- time ---------------------------------------------------------------------
     def get_timer(self) -> float | None:
         if self._summary:

@@ -1,6 +1,6 @@
 """The phone protocol object against the real server connection, through bytes."""
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -259,12 +259,6 @@ def test_the_contact_log_is_capped() -> None:
         pair.phone.receive_beacon(encode_beacon(window), SENDER, pair.clock.monotonic())
     kinds = [type(event).__name__ for event in pair.phone.next_events()]
     assert kinds == ["BeaconAccepted", "BeaconAccepted", "BeaconIgnored"]
-
-
-def test_wall_clock_for_windows_is_the_injected_one() -> None:
-    pair = logged_in_pair()
-    assert pair.clock.wall() == START
-    assert isinstance(pair.clock.wall(), datetime)
 
 
 def test_auto_refresh_asks_for_a_new_tempid_before_expiry() -> None:

@@ -33,7 +33,6 @@ import numpy.typing as npt
 
 from bluetrace.phone import (
     BeaconAccepted,
-    LoggedIn,
     MemoryContactStore,
     Phone,
     PhoneEvent,
@@ -44,7 +43,7 @@ from bluetrace.server_connection import NeedsCommit, Output, ServerConnection
 from bluetrace.server_core import Limits, ServerCore
 from bluetrace.sim.arrays import uniq_inverse
 from bluetrace.sim.channel import draw_links
-from bluetrace.sim.fast import _opportunities, _Phones, _simulate_recorded
+from bluetrace.sim.fast import PhoneArrays, opportunities, simulate_opportunities
 from bluetrace.sim.result import (
     DETECTION_DTYPE,
     EngineResult,
@@ -312,7 +311,7 @@ def run_exact(
     sc = scenario if scenario is not None else world.scenario
     rng = rng if rng is not None else np.random.default_rng([world.seed, 2])
     sim = ExactWorld(world, sc)
-    phones_model = _Phones(world, rng)
+    phones_model = PhoneArrays(world, rng)
     total = sc.duration
     progress(0.0, total)
     sim.log_in_everyone()
@@ -404,7 +403,7 @@ _RECEPTION = np.dtype(
 
 
 def _draw_day(
-    sim: ExactWorld, phones: _Phones, iv: npt.NDArray[np.void], rng: np.random.Generator
+    sim: ExactWorld, phones: PhoneArrays, iv: npt.NDArray[np.void], rng: np.random.Generator
 ) -> npt.NDArray[np.void]:
     """The day's receptions that the radio lets through, in time order (the
     phones then decide what to keep). Drawn as the fast engine draws them."""
@@ -412,11 +411,11 @@ def _draw_day(
         return np.empty(0, dtype=_RECEPTION)
     links = draw_links(sim.world, iv, rng)
     rx, tx = links.receiver, links.sender
-    period, first, count = _opportunities(
+    period, first, count = opportunities(
         phones, sim.scenario.beacon_interval, rx, tx, (links.t0, links.t1)
     )
     skip = np.where(phones.listens[rx], 0, phones.skip[rx])
-    hits, group, t, att = _simulate_recorded(
+    hits, group, t, att = simulate_opportunities(
         rng,
         first=first,
         period=period,
@@ -453,9 +452,4 @@ def _count_pair_days(
     days["none"] += int(np.sum(~ab & ~ba))
 
 
-def phones_logged_in(sim: ExactWorld) -> int:
-    """How many phones hold a session (for tests and reports)."""
-    return sum(1 for phone in sim.phones.values() if phone.username is not None)
-
-
-__all__ = ["EPOCH", "MAX_PHONES", "ExactWorld", "LoggedIn", "VirtualClock", "run_exact"]
+__all__ = ["EPOCH", "MAX_PHONES", "ExactWorld", "VirtualClock", "run_exact"]

@@ -56,7 +56,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
-class _Phones:
+class PhoneArrays:
     """Per-person arrays the engine needs, derived once from the world."""
 
     def __init__(self, world: World, rng: np.random.Generator) -> None:
@@ -71,8 +71,8 @@ class _Phones:
         self.beacon_phase = rng.uniform(0.0, 1.0, world.n) * sc.beacon_interval
 
 
-def _opportunities(
-    phones: _Phones, beacon_interval: float, rx: IntArray, tx: IntArray,
+def opportunities(
+    phones: PhoneArrays, beacon_interval: float, rx: IntArray, tx: IntArray,
     span: tuple[FloatArray, FloatArray],
 ) -> tuple[FloatArray, FloatArray, IntArray]:
     """(period, first opportunity time, count) per directed interval."""
@@ -86,7 +86,7 @@ def _opportunities(
     return period, first, np.maximum(k1 - k0, 0).astype(np.int64)
 
 
-def _simulate_recorded(
+def simulate_opportunities(
     rng: np.random.Generator, *, first: FloatArray, period: FloatArray, count: IntArray,
     att_mean: FloatArray, s_scan: FloatArray, threshold: FloatArray, q: FloatArray,
     skip: IntArray,
@@ -143,7 +143,7 @@ class _Run:
         self.world = world
         self.sc = sc
         self.rng = rng
-        self.phones = _Phones(world, rng)
+        self.phones = PhoneArrays(world, rng)
         self.det_parts = [empty_detections()]
         self.kept_intervals: list[npt.NDArray[np.void]] = []
         self.sent = 0
@@ -176,7 +176,7 @@ class _Run:
         """Draw the receptions on every link; True where the receiver heard the sender."""
         world, sc, rng, phones = self.world, self.sc, self.rng, self.phones
         rx, tx = links.receiver, links.sender
-        period, first, count = _opportunities(
+        period, first, count = opportunities(
             phones, sc.beacon_interval, rx, tx, (links.t0, links.t1)
         )
         skip = np.where(phones.listens[rx], 0, phones.skip[rx])
@@ -189,7 +189,7 @@ class _Run:
             hits[free] = rng.binomial(count[free], p_eff)
         idx = np.flatnonzero(detailed & (count > 0))
         if idx.size:
-            h, g, t, att = _simulate_recorded(
+            h, g, t, att = simulate_opportunities(
                 rng, first=first[idx], period=period[idx], count=count[idx],
                 att_mean=links.mean[idx], s_scan=links.s_scan[idx],
                 threshold=links.threshold[idx], q=links.q[idx], skip=skip[idx],
