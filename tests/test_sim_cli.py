@@ -134,3 +134,19 @@ def test_scenarios_version_and_module_entry(capsys: pytest.CaptureFixture[str]) 
     assert proc.returncode == 0
     assert "run" in proc.stdout
     assert proc.stderr == ""
+
+
+def test_without_the_sim_extra_every_command_is_one_line(tmp_path: Path) -> None:
+    """Building the parser imports numpy (through the sweep module): without the extra
+    that must still be the one-line message, not a traceback."""
+    code = (
+        "import sys; sys.modules['numpy'] = None\n"
+        "from bluetrace.sim.cli import main\n"
+        "raise SystemExit(main(['scenarios']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path, check=False)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1
+    assert "needs the sim extra" in done.stderr

@@ -3,15 +3,21 @@
     bluetrace-sim run SCENARIO [--engine exact|fast] [--seed N] [--seeds K]
                   [--set key=value ...] [--sweep key=v1,v2,...] [--out DIR]
     bluetrace-sim scenarios
+    bluetrace-sim sweep SWEEP.toml [--scheduler ADDRESS] [--workers N] [--out DIR]
+    bluetrace-sim rules FILE.csv [--close-m 2.0] [--json]
     bluetrace-sim --help | --version
 
-SCENARIO is a built-in name (see ``scenarios``) or a path to a TOML file. Bad
-input gives one line on stderr and exit status 2.
+SCENARIO is a built-in name (see ``scenarios``) or a path to a TOML file.
+``rules`` applies the published exposure rules to measured per-pair
+attenuations (the format is in ``bluetrace.sim.replay`` and ``rules --help``).
+Bad input gives one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -27,6 +33,31 @@ PROG = "bluetrace-sim"
 #: Built-in sweep when none is asked for and the world is small.
 DEFAULT_SWEEP = ("uptake", ["0.2", "0.4", "0.6", "0.8", "1.0"])
 DEFAULT_SWEEP_MAX_PEOPLE = 2000
+
+#: ``rules --help`` epilog: the input format and its bounds (``replay.MAX_ROWS``,
+#: ``replay.MAX_PAIRS``, ``replay.MAX_LINE_CHARS``; a test keeps them in step).
+RULES_EPILOG = """\
+FILE.csv has a header row and these columns (any order; others are ignored):
+  pair            any label; a pair's rows may be spread over the file
+  distance_m      the pair's distance in metres, >= 0 (the same on all its rows)
+  attenuation_db  an attenuation in dB
+  minutes         time the pair spent at that attenuation, >= 0
+                  (a histogram bin or a single reading)
+  close           optional: 1/0, true/false, yes/no; overrides
+                  distance_m <= --close-m (empty: by distance)
+Blank lines and lines starting with # are ignored. Numbers must be finite.
+Limits: at most 1,000,000 data rows, 100,000 pairs and 10,000 characters a
+line; a larger file is refused.
+
+Example:
+  pair,distance_m,attenuation_db,minutes
+  A-B,1.0,48,10
+  A-B,1.0,53,5
+  C-D,3.0,72,15
+
+Per rule (swiss, german, italian, below68-10min, below70-15min): pairs
+notified, TPR and FPR against the truth, the largest weighted minutes; and the
+AUC of the time-weighted mean attenuation ("-" when close or far is empty)."""
 
 
 class UsageError(Exception):
@@ -74,7 +105,30 @@ def build_parser() -> argparse.ArgumentParser:
         "Dask cluster with --scheduler)",
     )
     sweep_command.add_arguments(sweep)
+    rules = sub.add_parser(
+        "rules",
+        help="apply the published exposure rules (Swiss, German, Italian, ...) to measured "
+        "per-pair attenuations in a CSV file",
+        epilog=RULES_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rules.add_argument("file", type=Path, metavar="FILE.csv", help="per-pair attenuation data")
+    rules.add_argument("--close-m", type=_distance, default=2.0, metavar="M",
+                       help="a pair at this distance or nearer is a close contact (default 2.0)")
+    rules.add_argument("--json", action="store_true",
+                       help="print one JSON object (with per-pair weighted minutes) instead")
     return parser
+
+
+def _distance(text: str) -> float:
+    """A --close-m value: a finite number of metres >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of metres >= 0, not {text!r}")
+    return value
 
 
 def _scenarios() -> int:
@@ -122,11 +176,23 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rules(args: argparse.Namespace) -> int:
+    from bluetrace.sim.replay import evaluate, format_text, load_pairs  # noqa: PLC0415
+
+    report = evaluate(load_pairs(args.file, args.close_m))
+    if args.json:
+        data = {"file": str(args.file), "close_m": args.close_m, **report.to_json()}
+        print(json.dumps(data, allow_nan=False))
+    else:
+        print(format_text(report, str(args.file), args.close_m))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``bluetrace-sim``; returns the exit status."""
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        # inside the try: building the parser imports the sweep module (numpy)
+        args = build_parser().parse_args(argv)
         if args.command == "scenarios":
             return _scenarios()
         if args.command == "run":
@@ -135,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
             from bluetrace.sim import sweep as sweep_command  # noqa: PLC0415
 
             return sweep_command.run_args(args, prog=f"{PROG} sweep")
-        raise UsageError("a command is needed: run, scenarios or sweep")
+        if args.command == "rules":
+            return _rules(args)
+        raise UsageError("a command is needed: run, scenarios, sweep or rules")
     except UsageError as exc:
         print(f"{PROG}: error: {exc} (see {PROG} --help)", file=sys.stderr)
         return 2
