@@ -64,10 +64,13 @@ class AttenuationHistogram:
         return float(sum(self.minutes[: self.edges.index(threshold_db) + 1]))
 
 
-def _minutes_between(hist: AttenuationHistogram, low: float, high: float) -> float:
-    """Minutes in ``[low, high)``; both must be edges of ``hist`` (or -inf)."""
-    upper = hist.below(high)
-    return upper - (0.0 if low == -math.inf else hist.below(low))
+def _bucket_index(hist: AttenuationHistogram, edge: float) -> int:
+    """Index of the first bucket at or above ``edge`` (an edge of ``hist``, or -inf)."""
+    if edge == -math.inf:
+        return 0
+    if edge not in hist.edges:
+        raise ValueError(f"histogram: {edge} dB is not an edge of {hist.edges}")
+    return hist.edges.index(edge) + 1
 
 
 def weighted_minutes(rule: ExposureRule, hist: AttenuationHistogram) -> float:
@@ -75,13 +78,17 @@ def weighted_minutes(rule: ExposureRule, hist: AttenuationHistogram) -> float:
 
     Bucket ``i`` of the rule (``thresholds[i-1] <= attenuation < thresholds[i]``)
     weighs ``weights[i]``; time at or above the last threshold weighs nothing.
+    Each histogram bucket is multiplied by its weight and the products are
+    added with ``math.fsum`` (not by differences of running totals, which lose
+    the last bit and turn an exact 15.0 into 14.999...).
     """
-    total = 0.0
+    terms: list[float] = []
     low = -math.inf
     for threshold, weight in zip(rule.thresholds, rule.weights, strict=True):
-        total += weight * _minutes_between(hist, low, threshold)
+        first, stop = _bucket_index(hist, low), _bucket_index(hist, threshold)
+        terms.extend(weight * m for m in hist.minutes[first:stop])
         low = threshold
-    return total
+    return math.fsum(terms)
 
 
 def notifies(rule: ExposureRule, hist: AttenuationHistogram) -> bool:
@@ -121,6 +128,19 @@ def reading_durations(times_s: npt.ArrayLike, end_s: float, max_gap_s: float = 3
         raise ValueError("readings must be in time order and not after the end")
     nxt = np.append(t[1:], end_s)
     return np.asarray(np.minimum(nxt - t, max_gap_s), dtype=np.float64)
+
+
+def histogram_from_credits(
+    seconds: npt.ArrayLike, attenuation_db: npt.ArrayLike, edges: Sequence[float] = ALL_EDGES
+) -> AttenuationHistogram:
+    """The time-per-bucket histogram of readings already credited with their seconds."""
+    att = np.asarray(attenuation_db, dtype=np.float64)
+    dur = np.asarray(seconds, dtype=np.float64)
+    if att.shape != dur.shape:
+        raise ValueError("one attenuation per credited duration")
+    bucket = np.searchsorted(np.asarray(edges, dtype=np.float64), att, side="right")
+    total = np.bincount(bucket, weights=dur, minlength=len(edges) + 1)
+    return AttenuationHistogram(tuple(edges), tuple(float(x) / 60.0 for x in total))
 
 
 def histogram_from_readings(
@@ -211,16 +231,45 @@ def roc_curve(score: npt.ArrayLike, truth: npt.ArrayLike) -> tuple[FloatArray, F
 
 @dataclass(frozen=True)
 class ScanProfile:
-    """When a receiving phone scans and when it may log the same device again.
+    """When a receiving phone scans, when it may log the same device again, and
+    how much time each logged reading is credited with.
 
-    Defaults are OpenTrace Android: an 8-s scan every 36-43 s, and a device once
-    logged is not logged again for 100 s. An 8-s scan always overlaps the
-    sender's 180-s-on / 5-s-off advertising, so advertising gaps never hide a
-    sender from it and are not modelled here.
+    Defaults are OpenTrace Android: an 8-s scan every 36-43 s, a device once
+    logged is not logged again for 100 s, and a reading stands for the time
+    until the next one (``credit = "until-next"``, at most ``max_credit_s``).
+    An 8-s scan always overlaps the sender's 180-s-on / 5-s-off advertising, so
+    advertising gaps never hide a sender from it and are not modelled here.
+
+    ``GAEN_SCANS`` is the Google/Apple exposure notification system the
+    published rules were written for: a 4-s scan every 210-300 s, every scan
+    logs what it hears, and each reading is credited with the seconds since
+    the scanner's previous scan (``credit = "since-scan"``, the API's
+    ``secondsSinceLastScan``), so the first reading of an encounter also counts
+    the time before the pair met.
     """
 
     period_s: tuple[float, float] = (36.0, 43.0)
     revisit_s: float = 100.0
+    credit: str = "until-next"
+    max_credit_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        low, high = self.period_s
+        if not 0.0 < low <= high:
+            raise ValueError("scan profile: need 0 < shortest period <= longest period")
+        if self.credit not in CREDITS:
+            raise ValueError(f"scan profile: credit must be one of {', '.join(CREDITS)}")
+        if self.revisit_s < 0 or self.max_credit_s <= 0:
+            raise ValueError("scan profile: revisit must be >= 0 and max credit > 0")
+
+
+#: How a logged reading is turned into time: until the next reading (OpenTrace's
+#: log read as a timeline) or since the scanner's previous scan (GAEN).
+CREDITS: Final = ("until-next", "since-scan")
+
+OPENTRACE_SCANS: Final = ScanProfile()
+GAEN_SCANS: Final = ScanProfile(period_s=(210.0, 300.0), revisit_s=0.0, credit="since-scan")
+SCAN_PROFILES: Final[dict[str, ScanProfile]] = {"opentrace": OPENTRACE_SCANS, "gaen": GAEN_SCANS}
 
 
 @dataclass(frozen=True)
@@ -249,11 +298,12 @@ class PairReadings:
     end_s: FloatArray
     times_s: list[FloatArray] = field(default_factory=list)
     attenuation_db: list[FloatArray] = field(default_factory=list)
+    credit_s: list[FloatArray] = field(default_factory=list)  # seconds each reading counts
 
-    def histograms(self, max_gap_s: float = 300.0) -> list[AttenuationHistogram]:
+    def histograms(self) -> list[AttenuationHistogram]:
         return [
-            histogram_from_readings(t, a, float(e), max_gap_s=max_gap_s)
-            for t, a, e in zip(self.times_s, self.attenuation_db, self.end_s, strict=True)
+            histogram_from_credits(c, a)
+            for c, a in zip(self.credit_s, self.attenuation_db, strict=True)
         ]
 
     def mean_attenuation(self) -> FloatArray:
@@ -280,7 +330,10 @@ def simulate_pairs(
     end = rng.uniform(lay.duration_min[0] * 60.0, lay.duration_min[1] * 60.0, n)
     offsets = radio.pair_offsets(rng, n)
     n_slots = math.ceil(float(end.max()) / prof.period_s[0]) + 1
-    first = rng.uniform(0.0, prof.period_s[1], (n, 1))
+    # the scanner's cycle runs regardless of the pair: the pair meets at a uniform
+    # moment within one scan gap, so its first scan comes at most one gap later
+    gap0 = rng.uniform(prof.period_s[0], prof.period_s[1], (n, 1))
+    first = gap0 * rng.random((n, 1))
     gaps = rng.uniform(prof.period_s[0], prof.period_s[1], (n, n_slots - 1))
     scan_t = np.concatenate([first, first + np.cumsum(gaps, axis=1)], axis=1)
     att = radio.scan_attenuation(rng, np.repeat(dist[:, None], n_slots, 1), offsets[:, None])
@@ -291,12 +344,24 @@ def simulate_pairs(
         ok = heard[:, k] & (scan_t[:, k] - last >= prof.revisit_s)
         logged[:, k] = ok
         last = np.where(ok, scan_t[:, k], last)
+    times = [scan_t[i, logged[i]] for i in range(n)]
+    if prof.credit == "since-scan":
+        before = first - gap0  # the scanner's last scan before the pair met
+        since = np.minimum(np.diff(np.concatenate([before, scan_t], axis=1), axis=1),
+                           prof.max_credit_s)
+        credit = [since[i, logged[i]] for i in range(n)]
+    else:
+        credit = [
+            reading_durations(t, float(e), prof.max_credit_s)
+            for t, e in zip(times, end, strict=True)
+        ]
     return PairReadings(
         close=close,
         distance_m=dist,
         end_s=end,
-        times_s=[scan_t[i, logged[i]] for i in range(n)],
+        times_s=times,
         attenuation_db=[att[i, logged[i]] for i in range(n)],
+        credit_s=credit,
     )
 
 
@@ -389,26 +454,61 @@ def synthetic_tram(
     )
 
 
+#: Keys of a V1 sweep task that are not radio parameters.
+V1_KEYS: Final = ("preset", "far_max_m", "scan", "offsets", "ride_spread_min")
+#: Shapes of the pair offset: the radio model's normal, or a uniform of the same
+#: sd (the bounded +-10 dB "who holds the phones" spread Leith measured).
+OFFSET_SHAPES: Final = ("normal", "bounded")
+
+
+def bounded_offsets(radio: RadioModel) -> RadioModel:
+    """The same radio with its normal pair offset replaced by a uniform of the same sd.
+
+    A uniform on +-a has sd a / sqrt(3), so s_pair = 6 dB becomes +-10.4 dB,
+    the size of the "who sits there and holds the phone how" variation Leith
+    reported on the bus. The spread is the same; only the tails go.
+    """
+    extra = math.sqrt(3.0) * radio.s_pair
+    return radio.with_changes(s_pair=0.0, holder_spread=radio.holder_spread + extra)
+
+
+def _choice(params: dict[str, object], key: str, default: str, allowed: Sequence[str]) -> str:
+    value = str(params.get(key, default))
+    if value not in allowed:
+        raise ValueError(f"{key} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
 def v1_task(params: dict[str, object], seed: int) -> dict[str, float]:
     """One synthetic tram experiment as a sweep task.
 
     ``params`` may hold ``preset`` (a radio preset, default "tram"), any
-    ``RadioModel`` field (``a0``, ``n``, ``s_pair``, ``s_scan``, ...) and
-    ``far_max_m`` (the farthest far pair, default 4 m). Returns the AUC, each
-    published rule's TPR and FPR, and whether it notified any pair (0 or 1,
-    so its mean over seeds is the share of seeds that notified).
+    ``RadioModel`` field (``a0``, ``n``, ``s_pair``, ``s_scan``, ...),
+    ``far_max_m`` (the farthest far pair, default 4 m), ``scan`` ("opentrace",
+    the default, or "gaen": whose scanning feeds the rules), ``offsets``
+    ("normal", the default, or "bounded": see ``bounded_offsets``) and
+    ``ride_spread_min`` (pairs last 15 min +- this, default 3). Returns the
+    AUC, each published rule's TPR and FPR, and whether it notified any pair
+    (0 or 1, so its mean over seeds is the share of seeds that notified).
     """
-    preset = str(params.get("preset", "tram"))
-    if preset not in PRESETS:
-        raise ValueError(f"unknown radio preset {preset!r} (one of {', '.join(PRESETS)})")
+    preset = _choice(params, "preset", "tram", tuple(PRESETS))
+    scan = _choice(params, "scan", "opentrace", tuple(SCAN_PROFILES))
+    shape = _choice(params, "offsets", "normal", OFFSET_SHAPES)
     layout = PairLayout()
     far_max = param_float(params, "far_max_m", layout.far_m[1])
     if far_max <= layout.far_m[0]:
         raise ValueError(f"far_max_m must exceed {layout.far_m[0]} m")
-    radio_keys = [k for k in params if k not in ("preset", "far_max_m")]
+    spread = param_float(params, "ride_spread_min", 3.0)
+    if not 0.0 <= spread < 15.0:
+        raise ValueError("ride_spread_min must be in [0, 15)")
+    radio_keys = [k for k in params if k not in V1_KEYS]
     model = PRESETS[preset].with_changes(**{k: param_float(params, k, 0.0) for k in radio_keys})
-    layout = replace(layout, far_m=(layout.far_m[0], far_max))
-    outcome = score_experiment(simulate_pairs(model, np.random.default_rng(seed), layout))
+    if shape == "bounded":
+        model = bounded_offsets(model)
+    layout = replace(layout, far_m=(layout.far_m[0], far_max),
+                     duration_min=(15.0 - spread, 15.0 + spread))
+    readings = simulate_pairs(model, np.random.default_rng(seed), layout, SCAN_PROFILES[scan])
+    outcome = score_experiment(readings)
     row: dict[str, float] = {"auc": outcome.auc}
     for rule in (SWISS, GERMAN, ITALIAN):
         r = outcome.rates[rule.name]

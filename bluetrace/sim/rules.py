@@ -27,6 +27,11 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
 
+#: Weighted minutes this close to a rule's threshold count as on it (1e-9 min is
+#: 60 ns: far below any clock, far above float rounding of human-scale sums).
+MINUTES_TOLERANCE: Final = 1e-9
+
+
 @dataclass(frozen=True)
 class ContactRule:
     """Ground-truth close contact: within ``distance`` m for ``minutes``."""
@@ -57,10 +62,15 @@ class ExposureRule:
         return np.asarray(w * seconds, dtype=np.float64)
 
     def notifies(self, weighted_minutes: FloatArray) -> npt.NDArray[np.bool_]:
-        """Whether a pair-day with these weighted minutes is notified."""
+        """Whether a pair-day with these weighted minutes is notified.
+
+        Minutes within ``MINUTES_TOLERANCE`` of the threshold count as equal to
+        it: decimal minutes such as 12.7 + 0.5 x 4.6 are not exact in binary,
+        and a rule written as ">= 15 min" means the person's 15, not the float's.
+        """
         if self.strict:
-            return np.asarray(weighted_minutes > self.minutes)
-        return np.asarray(weighted_minutes >= self.minutes)
+            return np.asarray(weighted_minutes > self.minutes + MINUTES_TOLERANCE)
+        return np.asarray(weighted_minutes >= self.minutes - MINUTES_TOLERANCE)
 
 
 CONTACT_RULES: Final[dict[str, ContactRule]] = {
