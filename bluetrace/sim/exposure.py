@@ -289,6 +289,12 @@ class PairLayout:
     duration_min: tuple[float, float] = (12.0, 18.0)
 
 
+#: Leith's bus as the notes describe it: 60 pairs of seats, all within 2 m, "within
+#: 2 m of one another for at least 15 mins" (drawn as 15-20 min).
+BUS_LAYOUT: Final = PairLayout(n_close=60, n_far=0, close_m=(0.5, 2.0),
+                               duration_min=(15.0, 20.0))
+
+
 @dataclass
 class PairReadings:
     """One simulated experiment: per pair, truth, distance and what the receiver logged."""
@@ -400,6 +406,7 @@ class SyntheticSummary:
     auc_low: float  # 2.5 % and 97.5 % quantiles over seeds
     auc_high: float
     aucs: tuple[float, ...]
+    tpr_by_seed: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -421,7 +428,7 @@ def synthetic_tram(
     layout: PairLayout | None = None,
     scans: ScanProfile | None = None,
 ) -> SyntheticSummary:
-    """V1 synthetic: the tram layout over ``seeds`` independent experiments."""
+    """V1 synthetic: a layout (the tram's by default) over ``seeds`` independent experiments."""
     model = radio or PRESETS["tram"]
     outcomes = [
         score_experiment(simulate_pairs(model, np.random.default_rng(s), layout, scans))
@@ -451,6 +458,7 @@ def synthetic_tram(
         auc_low=float(np.quantile(aucs, 0.025)),
         auc_high=float(np.quantile(aucs, 0.975)),
         aucs=tuple(float(a) for a in aucs),
+        tpr_by_seed={n: tuple(o.rates[n].tpr for o in outcomes) for n in names},
     )
 
 
