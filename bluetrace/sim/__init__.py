@@ -24,5 +24,7 @@ Layout, one concern per module:
 * ``tracking``  sniffer networks linking walkers' TempIDs (V5)
 * ``attacks``   V4 uptake, replay and relay on the real protocol code
 * ``sweep``     grids of parameters x seeds, locally or on a Dask cluster
-* ``investigate`` the registry of investigations and docs/investigations.md
+* ``replay``    the exposure rules on measured per-pair data (``bluetrace-sim rules``)
+* ``findings``  the investigations, one module per subject (``ENTRIES`` each)
+* ``investigate`` runs them and writes docs/investigations.md
 """
