@@ -15,6 +15,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bluetrace import fastcodec, messages, wire
+from bluetrace.bench import codec as codec_bench
 from bluetrace.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from bluetrace.messages import (
     Message,
@@ -390,7 +391,7 @@ def test_import_probes_catch_a_fast_path_that_drifted(
 
 
 def test_the_measuring_function_reports_each_figure(capsys: pytest.CaptureFixture[str]) -> None:
-    figures = fastcodec._measure(rounds=2000)
+    figures = codec_bench.measure(rounds=2000)
     assert len(figures) == 7
     assert all(value > 0 for value in figures.values())
     assert capsys.readouterr().out.count("\n") == 7
