@@ -210,7 +210,7 @@ def test_scenario_contact_rules_are_parameters(tmp_path: object) -> None:
         "contact_rules.near.distance=2.5", "contact_rules.near.minutes=60",
         "contact_rules.near.cumulative=false", "primary_rule=near",
     ])
-    rule = contact_rules(sc)["near"]
+    rule = contact_rules(sc.contact_rules)["near"]
     assert (rule.distance, rule.minutes, rule.cumulative) == (2.5, 60.0, False)
     path = tmp_path / "rules.toml"  # type: ignore[operator]
     path.write_text(scenario_to_toml(sc))
@@ -230,6 +230,14 @@ def test_scenario_contact_rules_are_parameters(tmp_path: object) -> None:
         ('name = "a"\nuptake = nan\n[[place]]\nper_place = 1\n', "finite"),
         ('name = "a"\n[[place]]\nper_place = 1\njitter = 9999.0\n', "jitter"),
         ('population = 1\n[[place]]\nper_place = 1\n', "needs a name"),
+        ('name = "a"\n[[place]]\nper_place = 1\n[contact_rules.near]\ndistance = 1\n'
+         'minutes = 5\ncumulative = "yes"\n', "'near': cumulative must be true or false"),
+        ('name = "a"\n[[place]]\nper_place = 1\n[contact_rules.near]\ndistance = 1\n'
+         'minutes = 5\ncolour = 1\n', "'near': unknown key 'colour'"),
+        ('name = "a"\n[[place]]\nper_place = 1\n[contact_rules]\nnear = 3\n',
+         "'near': must be a table"),
+        ('name = "a"\n[[place]]\nper_place = 1\n[contact_rules.near]\ndistance = -1\n'
+         'minutes = 5\n', "'near': needs distance >= 0"),
     ],
 )
 def test_malformed_scenario_files(text: str, needle: str, tmp_path: object) -> None:

@@ -52,7 +52,8 @@ from bluetrace.sim.result import (
     no_progress,
     sort_detections,
 )
-from bluetrace.sim.scenario import DAY, Scenario
+from bluetrace.sim.scenario import Scenario
+from bluetrace.sim.units import DAY
 from bluetrace.sim.world import World
 from bluetrace.stores import MemoryCheckStore, MemoryTempIDStore
 

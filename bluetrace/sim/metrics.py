@@ -40,7 +40,7 @@ from bluetrace.sim.arrays import member, uniq, uniq_inverse
 from bluetrace.sim.profiles import PROFILES
 from bluetrace.sim.result import EngineResult
 from bluetrace.sim.rules import EXPOSURE_RULES, ExposureRule, contact_rules, true_contacts
-from bluetrace.sim.scenario import DAY
+from bluetrace.sim.units import DAY
 from bluetrace.sim.world import World
 
 IntArray = npt.NDArray[np.int64]
@@ -229,7 +229,7 @@ def seed_metrics(world: World, result: EngineResult) -> dict[str, Any]:
     iv = _intervals(world, result)
     named = named_keys(world, result)
     truths = {name: true_contacts(iv, rule, world.infected, n) for name, rule in
-              contact_rules(sc).items()}
+              contact_rules(sc.contact_rules).items()}
     detection: dict[str, dict[str, dict[str, int]]] = {"log": {}}
     for tname, truth in truths.items():
         detection["log"][tname] = _counts(truth, named)

@@ -14,6 +14,7 @@ minutes reach ``minutes`` (or exceed it, for ``strict``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -21,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bluetrace.sim.arrays import uniq
-from bluetrace.sim.scenario import DAY, Scenario
+from bluetrace.sim.units import DAY
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -88,36 +89,39 @@ EXPOSURE_RULES: Final[dict[str, ExposureRule]] = {
 }
 
 
-def contact_rules(scenario: Scenario) -> dict[str, ContactRule]:
-    """The built-in contact rules plus the scenario's own (``[contact_rules.NAME]``).
+def contact_rules(custom: Mapping[str, object]) -> dict[str, ContactRule]:
+    """The built-in contact rules plus a scenario's own (its ``[contact_rules.NAME]``).
 
     A scenario rule needs ``distance`` (m) and ``minutes``; ``cumulative``
     (add up over a day) defaults to true. Raises ValueError on a bad rule.
+    Takes the scenario's table rather than the scenario, so that the rules
+    sit below the scenario module and the scenario can check its rules.
     """
     rules = dict(CONTACT_RULES)
-    for name, spec in scenario.contact_rules.items():
-        problem = _rule_problem(spec)
-        if problem:
-            raise ValueError(f"contact rule {name!r}: {problem}")
-        rules[name] = ContactRule(name, float(spec["distance"]), float(spec["minutes"]),
-                                  bool(spec.get("cumulative", True)))
+    for name, spec in custom.items():
+        rules[name] = _scenario_rule(name, spec)
     return rules
 
 
-def _rule_problem(spec: object) -> str | None:
-    """Why a scenario's contact rule is unusable, or None."""
+def _scenario_rule(name: str, spec: object) -> ContactRule:
+    """A scenario's contact rule from its TOML table; ValueError says what is wrong."""
     if not isinstance(spec, dict):
-        return "must be a table"
+        raise ValueError(f"contact rule {name!r}: must be a table")  # noqa: TRY004 (input)
     unknown = set(spec) - {"distance", "minutes", "cumulative"}
     if unknown:
-        return f"unknown key {sorted(unknown)[0]!r}"
+        raise ValueError(f"contact rule {name!r}: unknown key {sorted(unknown)[0]!r}")
+    limits: list[float] = []
     for key in ("distance", "minutes"):
         value = spec.get(key)
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            return f"needs {key} >= 0"
-    if not isinstance(spec.get("cumulative", True), bool):
-        return "cumulative must be true or false"
-    return None
+            raise ValueError(f"contact rule {name!r}: needs {key} >= 0")
+        limits.append(float(value))
+    cumulative = spec.get("cumulative", True)
+    if not isinstance(cumulative, bool):
+        raise ValueError(  # noqa: TRY004 (bad input in a scenario file, not a bug)
+            f"contact rule {name!r}: cumulative must be true or false"
+        )
+    return ContactRule(name, limits[0], limits[1], cumulative)
 
 
 def pair_keys(a: IntArray, b: IntArray, n: int) -> IntArray:

@@ -20,10 +20,11 @@ from typing import Any, Final
 
 from bluetrace.sim.profiles import PROFILES
 from bluetrace.sim.radio import MODEL_OFFSET_SCHEMES, PRESETS
+from bluetrace.sim.rules import contact_rules
+from bluetrace.sim.units import DAY
 
 SCENARIO_DIR: Final = Path(__file__).with_name("scenarios")
 PLACE_KINDS: Final = ("room", "tram", "bus", "open")
-DAY: Final = 86400.0
 MAX_DAYS: Final = 4000  # pair-day keys hold the day in 12 bits
 MAX_POPULATION: Final = 10_000_000
 MAX_PER_PLACE: Final = 5000  # people in one place instance (pairs grow as its square)
@@ -177,10 +178,8 @@ class Scenario:
         for key in self.radio:
             if key not in fields:
                 raise ScenarioError(f"radio has no parameter {key!r}")
-        from bluetrace.sim.rules import contact_rules  # noqa: PLC0415 (rules import scenario)
-
         try:
-            rules = contact_rules(self)
+            rules = contact_rules(self.contact_rules)
         except ValueError as exc:
             raise ScenarioError(str(exc)) from None
         if self.primary_rule not in rules:

@@ -25,7 +25,8 @@ import numpy.typing as npt
 from bluetrace.sim.places import desk_grid, random_waypoint, seat_grid
 from bluetrace.sim.profiles import PROFILES, PhoneProfile
 from bluetrace.sim.radio import PRESETS, RadioModel, model_offsets
-from bluetrace.sim.scenario import DAY, PlaceSpec, Scenario, ScenarioError
+from bluetrace.sim.scenario import PlaceSpec, Scenario, ScenarioError
+from bluetrace.sim.units import DAY
 
 #: One co-location interval: people ``a < b`` were ``distance`` m apart from
 #: ``t0`` to ``t1`` (seconds from the start of the run) at place instance
