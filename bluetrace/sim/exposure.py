@@ -287,6 +287,26 @@ class PairLayout:
     close_m: tuple[float, float] = (0.5, 2.0)
     far_m: tuple[float, float] = (2.0, 4.0)
     duration_min: tuple[float, float] = (12.0, 18.0)
+    #: Exact distances of every pair instead of the draws above (a grid of
+    #: desks, say); a pair is close when within ``close_m[1]``.
+    fixed_m: tuple[float, ...] = ()
+
+
+def grid_layout(rows: int = 4, cols: int = 5, pitch_m: float = 2.0,
+                minutes: float = 30.0) -> PairLayout:
+    """Every pair of phones on a grid of desks, together for ``minutes``.
+
+    The defaults are the Herald project's standard office test (2-4 rows of up
+    to 5 phones 2 m apart, 30 minutes) at its largest, which is also the
+    simulator's ``office`` scenario: 190 pairs, 31 of them neighbours at 2 m.
+    """
+    if rows < 1 or cols < 1 or rows * cols < 2 or pitch_m <= 0:
+        raise ValueError("grid: need at least two desks and a positive pitch")
+    spots = [(c * pitch_m, r * pitch_m) for r in range(rows) for c in range(cols)]
+    dist = tuple(math.dist(a, b) for i, a in enumerate(spots) for b in spots[i + 1:])
+    close = sum(d <= 2.0 for d in dist)
+    return PairLayout(n_close=close, n_far=len(dist) - close, close_m=(0.0, 2.0),
+                      duration_min=(minutes, minutes), fixed_m=dist)
 
 
 #: Leith's bus as the notes describe it: 60 pairs of seats, all within 2 m, "within
@@ -330,9 +350,15 @@ def simulate_pairs(
     """
     lay = layout or PairLayout()
     prof = scans or ScanProfile()
-    n = lay.n_close + lay.n_far
-    close = np.arange(n) < lay.n_close
-    dist = np.where(close, rng.uniform(*lay.close_m, n), rng.uniform(lay.far_m[0], lay.far_m[1], n))
+    if lay.fixed_m:
+        dist = np.asarray(lay.fixed_m, dtype=np.float64)
+        n = dist.size
+        close = dist <= lay.close_m[1]
+    else:
+        n = lay.n_close + lay.n_far
+        close = np.arange(n) < lay.n_close
+        dist = np.where(close, rng.uniform(*lay.close_m, n),
+                        rng.uniform(lay.far_m[0], lay.far_m[1], n))
     end = rng.uniform(lay.duration_min[0] * 60.0, lay.duration_min[1] * 60.0, n)
     offsets = radio.pair_offsets(rng, n)
     n_slots = math.ceil(float(end.max()) / prof.period_s[0]) + 1

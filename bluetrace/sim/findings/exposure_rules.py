@@ -107,6 +107,8 @@ def run_v1(opts: Options) -> Finding:
     seeds = 20 if opts.quick else 100
     tram = exposure.synthetic_tram(PRESETS["tram"], seeds=seeds)
     office = exposure.synthetic_tram(PRESETS["open"], seeds=seeds)
+    grid_lay = exposure.grid_layout()
+    grid = exposure.synthetic_tram(PRESETS["open"], seeds=seeds, layout=grid_lay)
     checks = v1_checks(tram, office)
 
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
@@ -173,6 +175,9 @@ def run_v1(opts: Options) -> Finding:
                 f"| open office ({_radio_text('open')}): AUC | - | {office.auc_mean:.2f} "
                 f"(95 % of seeds {office.auc_low:.2f}-{office.auc_high:.2f}) "
                 f"| > 0.9: {mark[ok['open_office_auc_gt_0.9']]} |",
+                f"| open office, every pair of a 4 x 5 grid of desks 2 m apart: AUC | - "
+                f"| {grid.auc_mean:.2f} (95 % of seeds {grid.auc_low:.2f}-{grid.auc_high:.2f}) "
+                f"| > 0.9: {mark[grid.auc_mean > 0.9]} |",
             ]
         )
         + "\n"
@@ -189,8 +194,11 @@ def run_v1(opts: Options) -> Finding:
         f"and the Italian rule notifies {pct(tram.tpr[it])} of close and "
         f"{pct(tram.fpr[it])} of far pairs"
         + (", as random as Leith found. " if random_like else ". ")
-        + f"The same code in an open office (n = 2) reaches AUC {office.auc_mean:.2f}"
-        + (" (the validation target is above 0.9). " if office.auc_mean <= 0.9 else ". ")
+        + f"The same code in an open office (n = 2) reaches AUC {office.auc_mean:.2f}, and "
+        f"{grid.auc_mean:.2f} on every pair of the simulator's office ({grid_lay.n_close} "
+        f"neighbours at 2 m and {grid_lay.n_far} pairs farther apart)"
+        + ("; the validation target is above 0.9. "
+           if min(office.auc_mean, grid.auc_mean) <= 0.9 else ". ")
         + f"The Swiss and German rules notified in {pct(checks.swiss_share)} and "
         f"{pct(checks.german_share)} of the {seeds} seeds "
         + (
@@ -213,7 +221,10 @@ def run_v1(opts: Options) -> Finding:
         f"per {scans.revisit_s:g} s); each scan's attenuation is drawn from the radio model "
         f"(tram: {_radio_text('tram')}; open office: {_radio_text('open')}); each logged reading "
         "stands for the time until the next one (at most 5 minutes), and the rules read the "
-        f"resulting time-per-attenuation histogram. Seeds 0 to {seeds - 1}. The entry "
+        "resulting time-per-attenuation histogram. The grid row takes every pair of the "
+        "simulator's office (4 rows of 5 desks 2 m apart, the largest of the Herald "
+        "project's standard office tests), together for 30 minutes, close meaning within "
+        f"2 m. Seeds 0 to {seeds - 1}. The entry "
         '"When do the 15-minute rules fire in a tram?" below varies the scanning (the '
         "exposure notification API's own), the shape of the pair offsets and the rides' "
         "lengths.\n\n"
@@ -234,6 +245,7 @@ def run_v1(opts: Options) -> Finding:
         data={
             "tram": tram.to_json(),
             "open": office.to_json(),
+            "open_grid": grid.to_json(),
             "checks": checks.results,
             "published": PUBLISHED_TRAM,
         },
