@@ -19,6 +19,10 @@ from collections.abc import Callable
 from bluetrace.reactor import Reactor
 
 DEFAULT_MAX_BUFFER = 4 * 1024 * 1024
+#: At most this much is written per loop turn: a large report (a 200,000-entry
+#: contact check prints megabytes) goes out over several turns, so writing it
+#: to a file or a fast pipe never holds up the phones for long.
+MAX_WRITE_PER_TURN = 1024 * 1024
 _FATAL = (errno.EPIPE, errno.ENOSPC, errno.EIO, errno.EBADF, errno.EDQUOT, errno.EFBIG)
 
 
@@ -43,6 +47,7 @@ class LineOutput:
         self.disabled = False
         self._chunks: deque[bytes] = deque()
         self._size = 0
+        self._offset = 0  # bytes of the first chunk already written
         self._writing = False
         self._flush_scheduled = False
         self._saved_flags: int | None = None
@@ -88,23 +93,31 @@ class LineOutput:
 
     def _flush(self) -> None:
         if len(self._chunks) > 1:
-            joined = b"".join(self._chunks)
+            joined = b"".join([bytes(memoryview(self._chunks[0])[self._offset :]),
+                               *list(self._chunks)[1:]])
             self._chunks.clear()
             self._chunks.append(joined)
-        while self._chunks and not self.disabled:
+            self._offset = 0
+        allowance = MAX_WRITE_PER_TURN
+        while self._chunks and not self.disabled and allowance > 0:
             head = self._chunks[0]
+            piece = memoryview(head)[self._offset : self._offset + allowance]
             try:
-                written = os.write(self.fd, head)
+                written = os.write(self.fd, piece)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:
                 self._disable(exc)
                 return
             self._size -= written
-            if written < len(head):
-                self._chunks[0] = head[written:]
-                break
+            allowance -= written
+            self._offset += written
+            if self._offset < len(head):
+                if written < len(piece):
+                    break  # the stream took less than offered: it is full for now
+                continue
             self._chunks.popleft()
+            self._offset = 0
         self._watch(bool(self._chunks) and not self.disabled)
 
     def _watch(self, wanted: bool) -> None:
@@ -122,12 +135,15 @@ class LineOutput:
             else:
                 self._writing = True
                 return
-        self.reactor.call_later(0.05, self._flush)
+        # Not pollable (a regular file): it never blocks, so whatever is left
+        # was held back by the per-turn allowance; go on next turn.
+        self.reactor.call_soon(self._flush)
 
     def _disable(self, exc: OSError) -> None:
         self.disabled = True
         self._chunks.clear()
         self._size = 0
+        self._offset = 0
         self._watch(False)
         if self.on_disabled is not None and exc.errno in _FATAL:
             reason = exc.strerror or str(exc)
