@@ -36,7 +36,7 @@ from bluetrace.messages import (
 )
 from bluetrace.server_core import ServerCore
 from bluetrace.states import Event, Reply, State, transition
-from bluetrace.stores import CheckRecord
+from bluetrace.stores import CheckBatch, CheckRecord
 from bluetrace.timefmt import format_timestamp
 from bluetrace.wire import ErrorCode, LoginStatus, RegisterStatus
 
@@ -127,23 +127,39 @@ class _Upload:
 
 
 class _Checking:
-    """The final chunk has arrived: check the entries a slice per call,
-    building the terminal block and the records, told as one whole."""
+    """The final chunk has arrived: check the entries a slice per call.
 
-    def __init__(self, core: ServerCore, uploader: str, upload: _Upload) -> None:
+    The check log takes one upload at a time, so the first calls may only
+    wait for this upload's turn. Then each slice also does its share of the
+    telling: its terminal lines are joined and its records handed to the
+    store (which writes them at once), so the call that finishes the upload
+    has only the last slice and a commit line left, and one large upload
+    cannot stall the loop for the others. The result is still told as one
+    whole, once all is checked and recorded.
+    """
+
+    def __init__(self, core: ServerCore, owner: object, uploader: str, upload: _Upload) -> None:
         self.core = core
+        self.owner = owner
         self.uploader = uploader
         self.upload = upload
         self.shown: list[str] = [f"received contact log from {uploader}"]
         self.checked: list[str] = ["Contact log checking"]
-        self.records: list[CheckRecord] = []
+        self.batch: CheckBatch | None = None
         self._entries = (entry for chunk in upload.chunks for entry in chunk)
 
     def step(self, budget: int) -> bool:
         """Check up to ``budget`` entries; True once all are checked."""
+        if self.batch is None:
+            self.batch = self.core.start_checks(self.owner, self.upload.count)
+            if self.batch is None:
+                return False  # another upload is being recorded: wait a turn
         lookup = self.core.tempids.get
         started, uploader = self.upload.started, self.uploader
-        shown, checked, records = self.shown, self.checked, self.records
+        shown: list[str] = []
+        checked: list[str] = []
+        records: list[CheckRecord] = []
+        done = True
         for entry in self._entries:
             tempid, start, expiry = entry.fields_text()
             shown += (f"{tempid},", f"{start},", f"{expiry};")
@@ -155,8 +171,19 @@ class _Checking:
             records.append(CheckRecord(started, uploader, tempid, start, expiry, contact))
             budget -= 1
             if budget <= 0:
-                return False
-        return True
+                done = False
+                break
+        if records:
+            self.shown.append("\n".join(shown))
+            self.checked.append("\n".join(checked))
+            self.batch.add(records)
+        return done
+
+    def abort(self) -> None:
+        """Dropped before it was recorded: take back what was written, give up the turn."""
+        if self.batch is not None:
+            self.batch.abort()
+        self.core.end_checks(self.owner)
 
     def text(self) -> str:
         return "\n".join(self.shown + self.checked)
@@ -333,6 +360,8 @@ class ServerConnection:
         """The server is stopping: say so and close at once."""
         if self._closed:
             return
+        if self._checking is not None:
+            self._abandon("the server is stopping")
         if self._closing is None:
             self._apply(Event.SHUTDOWN, now, "the server is stopping")
         self._closing = Closing.ABORT
@@ -363,6 +392,13 @@ class ServerConnection:
             if isinstance(message, _NeedData):
                 return
             self._last_frame = now
+            if isinstance(message, UploadRequest):
+                # A chunk costs its share of a call's entries, not one frame:
+                # decoding 32 full chunks in one call would hold the loop
+                # for tens of milliseconds.
+                budget -= len(message.entries) * self.limits.frames_per_call // max(
+                    1, self.limits.entries_per_call
+                )
             self._handle(message, now)
 
     def _handle(self, message: Message, now: float) -> None:
@@ -485,7 +521,7 @@ class ServerConnection:
         elif reply is Reply.UPLOAD:
             if self._upload is None or self.username is None:
                 raise RuntimeError("an upload reply with no upload in progress")
-            self._checking = _Checking(self.core, self.username, self._upload)
+            self._checking = _Checking(self.core, self, self.username, self._upload)
             self._upload = None
         elif reply is Reply.LOGOUT:
             self._send(_LOGOUT_REPLY, output=f"{self.username} logout")
@@ -544,8 +580,10 @@ class ServerConnection:
         if checking is None:
             return
         self.core.release_entries(checking.upload.count)
+        if checking.batch is None:
+            raise RuntimeError("an upload checked before its turn")
         try:
-            self.core.record_checks(checking.records)
+            self.core.record_checks(checking.batch)
         except OSError as exc:
             self._events.append(
                 Log(
@@ -555,6 +593,8 @@ class ServerConnection:
             )
             self._send(CHECKS_NOT_RECORDED)
             return
+        finally:
+            self.core.end_checks(self)
         self._send(
             UploadReply(checking.upload.count),
             durable=True,
@@ -599,6 +639,10 @@ class ServerConnection:
         self._maybe_close()
 
     def _begin_closing(self, how: Closing, now: float) -> None:
+        if self._checking is not None:
+            # No more work will run: an upload still being checked is dropped,
+            # so that it cannot hold the check log from the others.
+            self._abandon("the connection is closing")
         self._closing = how
         if how is Closing.LINGER:
             self._linger_deadline = now + self.limits.linger
@@ -622,6 +666,8 @@ class ServerConnection:
         dropped = self._upload.count if self._upload is not None else 0
         if self._checking is not None:
             dropped = self._checking.upload.count
+        if self._checking is not None:
+            self._checking.abort()
         if self._upload is not None or self._checking is not None:
             self.core.release_entries(dropped)
             self._events.append(

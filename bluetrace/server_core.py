@@ -17,7 +17,7 @@ from bluetrace import passwords, wire
 from bluetrace.clock import Clock
 from bluetrace.messages import TempIDWindow
 from bluetrace.states import Event
-from bluetrace.stores import CheckRecord, CheckStore, CredentialStore, TempIDRecord, TempIDStore
+from bluetrace.stores import CheckBatch, CheckStore, CredentialStore, TempIDRecord, TempIDStore
 from bluetrace.wire import ErrorCode
 
 MAX_FAILURES = 3
@@ -51,7 +51,7 @@ class Limits:
     max_upload_entries: int = MAX_UPLOAD_ENTRIES
     frames_per_call: int = 32
     """Frames handled per call before the connection yields to the others."""
-    entries_per_call: int = 2048
+    entries_per_call: int = 1024
     """Upload entries checked per call once the final chunk has arrived."""
     output_high_water: int = 256 * 1024
     """Unsent reply bytes (held ones included) above which reading pauses."""
@@ -259,6 +259,8 @@ class ServerCore:
         self.credential_store = credential_store
         """Where registrations go; None: registration is off."""
         self._registrations = AddressGuard(self.limits.registrations_per_hour, window=3600.0)
+        self._check_line: dict[object, None] = {}
+        """Connections whose upload waits to be checked, first in front (ordered)."""
 
     def login(self, username: str, password: str, address: str, now: float) -> Event:
         """Classify one login attempt as its row of the state table."""
@@ -338,9 +340,27 @@ class ServerCore:
         self.tempids[tempid] = username
         return window
 
-    def record_checks(self, records: list[CheckRecord]) -> None:
-        """Write one upload's checks as a whole (durable at the next sync)."""
-        self.check_store.append_upload(records)
+    def start_checks(self, owner: object, count: int) -> CheckBatch | None:
+        """The record of ``owner``'s upload of ``count`` entries, once it is
+        ``owner``'s turn; None until then (ask again on a later loop turn).
+
+        The check log is written one upload at a time, a slice per turn, so
+        uploads take turns, first come first served. The queue holds at most
+        one place per connection; ``end_checks`` gives the place up.
+        """
+        line = self._check_line
+        line.setdefault(owner, None)
+        if next(iter(line)) is not owner:
+            return None
+        return self.check_store.new_batch(count)
+
+    def end_checks(self, owner: object) -> None:
+        """``owner``'s upload is recorded or dropped: the next one may start."""
+        self._check_line.pop(owner, None)
+
+    def record_checks(self, batch: CheckBatch) -> None:
+        """Complete one upload's record (durable at the next sync)."""
+        batch.finish()
 
     def commit(self) -> OSError | None:
         """The group commit: make every record written this turn durable.

@@ -12,6 +12,7 @@ import os
 import stat
 import tempfile
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 _CRLF_SNIFF = 4096
@@ -144,23 +145,69 @@ class CheckLog(LineAppender):
     def __init__(self, path: Path) -> None:
         super().__init__(path, durable=False)
 
+    def line_end(self) -> bytes:
+        """The line end this file uses (opening it if need be; OSError if it cannot)."""
+        self._open()
+        return self._eol
+
     def append_upload(self, lines: list[str]) -> None:
         """Write ``lines`` as one committed block, or nothing (OSError says
         so, and the file is as it was)."""
         if not lines:
             return
-        self._open()
-        eol = self._eol
-        records = b"".join(line.encode("utf-8") + eol for line in lines)
-        if records.count(b"\n") != len(lines) or records.count(b"\r") != (
-            len(lines) if eol == b"\r\n" else 0
-        ):
-            raise ValueError("a check line cannot hold a line end")
-        count = len(lines)
-        self._write_whole(
-            BEGIN + str(count).encode("ascii") + eol + records
-            + COMMIT + f"{count} {zlib.crc32(records):08x}".encode("ascii") + eol
-        )  # fmt: skip
+        data = encode_lines(lines, self.line_end())
+        start = self.open_block(len(lines))
+        try:
+            self.write_part(data)
+            self.close_block(len(lines), zlib.crc32(data))
+        except OSError:
+            self.abort_block(start)
+            raise
+
+    # A block may also be written a part at a time, across many loop turns, by
+    # one writer at a time (the server lets one upload's checks in at once):
+    # open_block, write_part as each slice is checked, close_block at the end,
+    # or abort_block to take it all back. A crash in between leaves a block
+    # with no commit line, which recover_checks cuts off at the next start.
+
+    def open_block(self, count: int) -> int:
+        """Write the begin line of a block of ``count`` lines (OSError, and
+        nothing written, if that fails); returns where the block starts."""
+        fd = self._open()
+        start = os.fstat(fd).st_size
+        self._write_whole(BEGIN + str(count).encode("ascii") + self._eol)
+        return start
+
+    def write_part(self, data: bytes) -> None:
+        """Write lines of the open block, already encoded (``encode_lines``
+        with this file's line end). OSError if that fails: abort the block."""
+        fd = self._open()
+        self._clean_end = False
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        self._clean_end = True
+
+    def close_block(self, count: int, crc: int) -> None:
+        """Write the commit line: ``count`` lines whose bytes have CRC-32 ``crc``."""
+        self.write_part(COMMIT + f"{count} {crc:08x}".encode("ascii") + self._eol)
+
+    def abort_block(self, start: int) -> None:
+        """Take an unfinished block back: the file is cut to where it began."""
+        self._clean_end = False
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, start)
+
+
+def encode_lines(lines: Sequence[str], eol: bytes) -> bytes:
+    """Check lines as bytes, each ended by ``eol``; ValueError if a line
+    holds a line end of its own (it would break the block's count)."""
+    data = b"".join(line.encode("utf-8") + eol for line in lines)
+    carriage = len(lines) if eol == b"\r\n" else 0
+    if data.count(b"\n") != len(lines) or data.count(b"\r") != carriage:
+        raise ValueError("a check line cannot hold a line end")
+    return data
 
 
 def recover_checks(path: Path) -> str | None:

@@ -7,6 +7,7 @@ replies that depend on the records released. The memory stores serve tests
 and the simulator, and can be told to fail.
 """
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Protocol
 
 from bluetrace.messages import TempIDWindow
 from bluetrace.records import tempid_line
-from bluetrace.storage import CheckLog, LineAppender
+from bluetrace.storage import CheckLog, LineAppender, encode_lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +55,33 @@ class TempIDStore(Protocol):
         """Make every appended record durable; OSError if that failed."""
 
 
+class CheckBatch(Protocol):
+    """One upload's checks, handed over a slice at a time while the server checks them.
+
+    A large upload is checked over many loop turns. Handing each slice to the
+    store as it is checked (for the file: encoded and written at once, with
+    the running CRC-32 the commit line carries) leaves the last turn only a
+    commit line to write, so one big upload does not hold up everyone else's
+    sessions while it is formatted and written. Whole or nothing still holds:
+    ``finish`` completes the upload's record, ``abort`` takes it back.
+    """
+
+    def add(self, records: Sequence[CheckRecord]) -> None:
+        """The next slice of checked entries (a write failure is kept for ``finish``)."""
+
+    def finish(self) -> None:
+        """Complete the record (not yet durable); OSError, and nothing left of it, on failure."""
+
+    def abort(self) -> None:
+        """Take back whatever of this upload was written."""
+
+
 class CheckStore(Protocol):
-    def append_upload(self, records: Sequence[CheckRecord]) -> None:
-        """Write one upload's records as a whole (not yet durable); OSError if that failed."""
+    def new_batch(self, count: int) -> CheckBatch:
+        """Begin the record of one upload of ``count`` entries (one at a time)."""
 
     def sync(self) -> None:
-        """Make every appended upload durable; OSError if that failed."""
+        """Make every finished upload durable; OSError if that failed."""
 
 
 class TempIDFile:
@@ -85,14 +107,66 @@ class CheckFile:
     def __init__(self, path: Path) -> None:
         self._log = CheckLog(path)
 
-    def append_upload(self, records: Sequence[CheckRecord]) -> None:
-        self._log.append_upload([record.line() for record in records])
+    def new_batch(self, count: int) -> CheckBatch:
+        return _FileBatch(self._log, count)
 
     def sync(self) -> None:
         self._log.sync()
 
     def close(self) -> None:
         self._log.close()
+
+
+class _FileBatch:
+    """One upload's block of contact_checks.txt, written a slice at a time."""
+
+    def __init__(self, log: CheckLog, count: int) -> None:
+        self._log = log
+        self._count = count
+        self._written = 0
+        self._crc = 0
+        self._error: OSError | None = None
+        self._start: int | None = None
+        self._eol = b"\n"
+        if count:
+            try:
+                self._eol = log.line_end()
+                self._start = log.open_block(count)
+            except OSError as exc:
+                self._error = exc
+
+    def add(self, records: Sequence[CheckRecord]) -> None:
+        if self._error is not None or not records:
+            return
+        data = encode_lines([record.line() for record in records], self._eol)
+        try:
+            self._log.write_part(data)
+        except OSError as exc:
+            self._error = exc
+            self.abort()
+            return
+        self._crc = zlib.crc32(data, self._crc)
+        self._written += len(records)
+
+    def finish(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._written != self._count:
+            self.abort()
+            raise RuntimeError(f"check block: {self._written} lines for a count of {self._count}")
+        if not self._count:
+            return
+        try:
+            self._log.close_block(self._count, self._crc)
+        except OSError:
+            self.abort()
+            raise
+        self._start = None
+
+    def abort(self) -> None:
+        if self._start is not None:
+            self._log.abort_block(self._start)
+            self._start = None
 
 
 class CredentialStore(Protocol):
@@ -162,6 +236,9 @@ class MemoryCheckStore:
         self.fail_append = False
         self.fail_sync = False
 
+    def new_batch(self, count: int) -> CheckBatch:
+        return _MemoryBatch(self)
+
     def append_upload(self, records: Sequence[CheckRecord]) -> None:
         if self.fail_append:
             raise OSError(28, "No space left on device")
@@ -171,3 +248,20 @@ class MemoryCheckStore:
         if self.fail_sync:
             raise OSError(28, "No space left on device")
         self.durable = len(self.uploads)
+
+
+class _MemoryBatch:
+    """One upload's records, kept until ``finish`` hands them to the store whole."""
+
+    def __init__(self, store: MemoryCheckStore) -> None:
+        self._store = store
+        self._records: list[CheckRecord] = []
+
+    def add(self, records: Sequence[CheckRecord]) -> None:
+        self._records.extend(records)
+
+    def finish(self) -> None:
+        self._store.append_upload(self._records)
+
+    def abort(self) -> None:
+        self._records = []
