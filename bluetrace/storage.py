@@ -135,9 +135,11 @@ class CheckLog(LineAppender):
         <N check lines>
         commit <N> <CRC-32 of the N lines, 8 hex digits>
 
-    written by one ``write`` sequence. A crash can tear only the last block,
-    and :func:`recover_checks` cuts such a tail off at start-up, so a reader
-    sees whole uploads or none. Lines before the first block (from before
+    written by one writer at a time, in one go (``append_upload``) or a part
+    at a time (``open_block`` ... ``close_block``), and taken back by
+    truncation if it cannot be finished. A crash can tear only the last
+    block, and :func:`recover_checks` cuts such a tail off at start-up, so a
+    reader sees whole uploads or none. Lines before the first block (from before
     blocks existed) are left as they are. Not synced on its own: the group
     commit calls :meth:`sync` before the upload is acknowledged.
     """
