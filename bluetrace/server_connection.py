@@ -583,7 +583,7 @@ class ServerConnection:
         if checking.batch is None:
             raise RuntimeError("an upload checked before its turn")
         try:
-            self.core.record_checks(checking.batch)
+            checking.batch.finish()  # durable at the next group commit
         except OSError as exc:
             self._events.append(
                 Log(

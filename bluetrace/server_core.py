@@ -358,10 +358,6 @@ class ServerCore:
         """``owner``'s upload is recorded or dropped: the next one may start."""
         self._check_line.pop(owner, None)
 
-    def record_checks(self, batch: CheckBatch) -> None:
-        """Complete one upload's record (durable at the next sync)."""
-        batch.finish()
-
     def commit(self) -> OSError | None:
         """The group commit: make every record written this turn durable.
         Returns the failure, if any, for the host to report."""

@@ -45,6 +45,13 @@ def _line_end_of(path: Path) -> bytes:
     return b"\r\n" if b"\r\n" in head else b"\n"
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` (a write may take only part); OSError part-way through."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 class LineAppender:
     """Appends whole lines to one file, optionally flushed to disk each time."""
 
@@ -77,10 +84,7 @@ class LineAppender:
         if size and not self._clean_end and os.pread(fd, 1, size - 1) != b"\n":
             data = self._eol + data
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            _write_all(fd, data)
             if self.durable:
                 os.fdatasync(fd)
         except OSError:
@@ -146,6 +150,8 @@ class CheckLog(LineAppender):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, durable=False)
+        self._block_start: int | None = None
+        """Where the block being written began; None when no block is open."""
 
     def line_end(self) -> bytes:
         """The line end this file uses (opening it if need be; OSError if it cannot)."""
@@ -158,12 +164,12 @@ class CheckLog(LineAppender):
         if not lines:
             return
         data = encode_lines(lines, self.line_end())
-        start = self.open_block(len(lines))
+        self.open_block(len(lines))
         try:
             self.write_part(data)
             self.close_block(len(lines), zlib.crc32(data))
         except OSError:
-            self.abort_block(start)
+            self.abort_block()
             raise
 
     # A block may also be written a part at a time, across many loop turns, by
@@ -175,29 +181,34 @@ class CheckLog(LineAppender):
     def open_block(self, count: int) -> int:
         """Write the begin line of a block of ``count`` lines (OSError, and
         nothing written, if that fails); returns where the block starts."""
+        if self._block_start is not None:
+            raise RuntimeError("contact_checks.txt: a block is already being written")
         fd = self._open()
         start = os.fstat(fd).st_size
         self._write_whole(BEGIN + str(count).encode("ascii") + self._eol)
+        self._block_start = start
         return start
 
     def write_part(self, data: bytes) -> None:
         """Write lines of the open block, already encoded (``encode_lines``
         with this file's line end). OSError if that fails: abort the block."""
+        if self._block_start is None:
+            raise RuntimeError("contact_checks.txt: no block is open")
         fd = self._open()
         self._clean_end = False
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        _write_all(fd, data)
         self._clean_end = True
 
     def close_block(self, count: int, crc: int) -> None:
         """Write the commit line: ``count`` lines whose bytes have CRC-32 ``crc``."""
         self.write_part(COMMIT + f"{count} {crc:08x}".encode("ascii") + self._eol)
+        self._block_start = None
 
-    def abort_block(self, start: int) -> None:
-        """Take an unfinished block back: the file is cut to where it began."""
+    def abort_block(self) -> None:
+        """Take the unfinished block back: the file is cut to where it began."""
+        start, self._block_start = self._block_start, None
         self._clean_end = False
-        if self._fd is not None:
+        if start is not None and self._fd is not None:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, start)
 

@@ -126,12 +126,13 @@ class _FileBatch:
         self._written = 0
         self._crc = 0
         self._error: OSError | None = None
-        self._start: int | None = None
+        self._open = False
         self._eol = b"\n"
         if count:
             try:
                 self._eol = log.line_end()
-                self._start = log.open_block(count)
+                log.open_block(count)
+                self._open = True
             except OSError as exc:
                 self._error = exc
 
@@ -161,12 +162,12 @@ class _FileBatch:
         except OSError:
             self.abort()
             raise
-        self._start = None
+        self._open = False
 
     def abort(self) -> None:
-        if self._start is not None:
-            self._log.abort_block(self._start)
-            self._start = None
+        if self._open:
+            self._log.abort_block()
+            self._open = False
 
 
 class CredentialStore(Protocol):

@@ -86,9 +86,9 @@ def test_an_aborted_block_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     log = CheckLog(path)
     log.append_upload(["kept"])
     before = path.read_bytes()
-    start = log.open_block(5)
+    log.open_block(5)
     log.write_part(b"one\ntwo\n")
-    log.abort_block(start)
+    log.abort_block()
     assert path.read_bytes() == before
     log.append_upload(["next"])
     assert _blocks(path.read_bytes()) == [["kept"], ["next"]]
@@ -182,3 +182,18 @@ def test_a_write_failure_midway_is_a_storage_error_and_leaves_nothing(
     monkeypatch.setattr(CheckLog, "write_part", real)
     _start_upload(alice, 0, 10)  # the log is free again, and works
     assert alice.pump() == [UploadReply(10)]
+
+
+def test_the_log_refuses_a_second_open_block(tmp_path: Path) -> None:
+    """Blocks must not interleave: the file itself refuses a second writer."""
+    log = CheckLog(tmp_path / "contact_checks.txt")
+    log.open_block(2)
+    with pytest.raises(RuntimeError, match="already being written"):
+        log.open_block(1)
+    with pytest.raises(RuntimeError, match="already being written"):
+        log.append_upload(["other"])
+    log.abort_block()
+    log.append_upload(["other"])
+    with pytest.raises(RuntimeError, match="no block is open"):
+        log.write_part(b"stray\n")
+    assert _blocks((tmp_path / "contact_checks.txt").read_bytes()) == [["other"]]

@@ -150,14 +150,10 @@ def histogram_from_readings(
     edges: Sequence[float] = ALL_EDGES,
     max_gap_s: float = 300.0,
 ) -> AttenuationHistogram:
-    """The time-per-bucket histogram of one pair's readings."""
-    att = np.asarray(attenuation_db, dtype=np.float64)
-    dur = reading_durations(times_s, end_s, max_gap_s)
-    if att.shape != dur.shape:
-        raise ValueError("one attenuation per reading time")
-    bucket = np.searchsorted(np.asarray(edges, dtype=np.float64), att, side="right")
-    seconds = np.bincount(bucket, weights=dur, minlength=len(edges) + 1)
-    return AttenuationHistogram(tuple(edges), tuple(float(s) / 60.0 for s in seconds))
+    """The time-per-bucket histogram of one pair's readings, each standing
+    until the next (``reading_durations``)."""
+    credits = reading_durations(times_s, end_s, max_gap_s)
+    return histogram_from_credits(credits, attenuation_db, edges)
 
 
 # -- scoring -----------------------------------------------------------------
