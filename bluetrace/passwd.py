@@ -18,9 +18,11 @@ from pathlib import Path
 from bluetrace import __version__, passwords, wire
 from bluetrace.cli import fail, whole
 from bluetrace.records import COMMENT, RecordError, load_credentials
-from bluetrace.storage import read_regular
+from bluetrace.storage import open_locked
 
 PROGRAM = "bluetrace-passwd"
+LOCK_WAIT = 10.0
+"""Seconds to wait for a running server to let go of credentials.txt."""
 
 
 def _read_password() -> str | None:
@@ -37,11 +39,27 @@ def set_password(path: Path, username: str, stored: str) -> bool:
     True if the user was new. Every other line is kept, with the file's own
     line ends (CRLF if it has any, as the samples do), and the
     new file replaces the old only once it loads as the server will load it
-    (RecordError otherwise, and nothing changed)."""
+    (RecordError otherwise, and nothing changed).
+
+    All under the lock a running server takes to append a registration
+    (``storage.open_locked``): a registration is either in the file read
+    here, or appended to the new file after the rename, never lost to the
+    replaced one."""
+    lock = open_locked(path, os.O_RDWR | os.O_CREAT, wait=LOCK_WAIT)
     try:
-        data = read_regular(path)
-    except FileNotFoundError:
-        data = b""
+        return _rewrite(path, username, stored, _read_all(lock))
+    finally:
+        os.close(lock)  # only now may the server append again
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _rewrite(path: Path, username: str, stored: str, data: bytes) -> bool:
     eol = b"\r\n" if b"\r\n" in data else b"\n"
     lines = data.split(b"\n") if data else []
     if lines and lines[-1] == b"":
@@ -66,6 +84,11 @@ def set_password(path: Path, username: str, stored: str) -> bool:
         if path.exists():
             os.chmod(temp, path.stat().st_mode & 0o777)
         os.replace(temp, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself on disk before the lock goes
+        finally:
+            os.close(directory)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
@@ -85,9 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--cost",
-        type=whole(10, 20),
+        type=whole(10, 17),
         default=14,
-        help="scrypt cost as a power of two (default: %(default)s, about 35 ms a check)",
+        help="scrypt cost n as a power of two, 10 to 17 (r=8, p=1; 17 is the dearest a "
+        "server will check: n*r*p at most 2^20, 128 MiB) (default: %(default)s, about "
+        "35 ms a check)",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = parser.parse_args(argv)
@@ -107,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     stored = passwords.hash_password(password, n=2**args.cost)
     try:
         new = set_password(path, username, stored)
+    except BlockingIOError:
+        return fail(PROGRAM, f"{path} stayed locked by a running server; nothing changed")
     except (OSError, RecordError) as exc:
         return fail(PROGRAM, str(exc))
     print(f"{'added' if new else 'changed'} {username} in {path} (hashed)")

@@ -4,10 +4,8 @@ Readers accept LF or CRLF and a last line without a newline (the samples
 that came with the specification have CRLF and no final newline).
 """
 
-import errno
 import os
 import re
-import stat
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
@@ -16,7 +14,7 @@ from bluetrace import passwords, wire
 from bluetrace.errors import LocalProtocolError
 from bluetrace.messages import TempIDWindow
 from bluetrace.registry import TempIDRegistry
-from bluetrace.storage import read_regular, split_lines
+from bluetrace.storage import open_regular, read_regular, split_lines
 from bluetrace.timefmt import TIMESTAMP_REGEX, parse_timestamp
 
 
@@ -50,39 +48,87 @@ def load_credentials(path: Path) -> dict[str, str]:
         data = read_regular(path)
     except OSError as exc:
         raise RecordError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if data.startswith(UTF8_BOM):
-        data = data[len(UTF8_BOM) :]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        number = data.count(b"\n", 0, exc.start) + 1
-        raise RecordError(f"{path}:{number}: not UTF-8 text") from None
-    users: dict[str, str] = {}
-    is_credential = wire.is_credential
-    for number, line in enumerate(text.split("\n"), start=1):
-        if line.endswith("\r"):
-            line = line[:-1]  # noqa: PLW2901 (the same line without its CR)
-        parts = line.split(" ")
-        if len(parts) == 2:
-            username, password = parts
-            if is_credential(username) and is_credential(password) and username[0] != COMMENT:
-                if username in users:
-                    raise RecordError(f"{path}:{number}: username {username} appears twice")
-                if password.startswith(passwords.PREFIX):
-                    why = passwords.problem(password)
-                    if why is not None:
-                        raise RecordError(f"{path}:{number}: {why}")
-                users[username] = password
+    parser = CredentialParser(path, data)
+    while not parser.step(1 << 30):
+        pass
+    return parser.result()
+
+
+class CredentialParser:
+    """credentials.txt's bytes to users, a slice of lines per :meth:`step`.
+
+    The server reloads the file on SIGHUP while it serves: a million lines
+    take about a second to check, so the reload takes them a slice per loop
+    turn instead of stopping every connection for that second. The rules
+    are :func:`load_credentials`'s, which runs the same parser in one go.
+    ``previous`` (the users before a reload) lets the slices also count who
+    stays, so that the reload can say who it adds and removes without a
+    second pass over a million names.
+    """
+
+    def __init__(
+        self, path: Path, data: bytes, previous: "dict[str, str] | None" = None
+    ) -> None:
+        self.path = path
+        self.unterminated = bool(data) and not data.endswith(b"\n")
+        """The last line has no line end: a sample as given, or a file half written."""
+        if data.startswith(UTF8_BOM):
+            data = data[len(UTF8_BOM) :]
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            number = data.count(b"\n", 0, exc.start) + 1
+            raise RecordError(f"{path}:{number}: not UTF-8 text") from None
+        self.lines = text.split("\n")
+        self.users: dict[str, str] = {}
+        self.previous = previous
+        self.kept = 0
+        """Users of ``previous`` found again so far."""
+        self._at = 0
+
+    def step(self, budget: int) -> bool:
+        """Check up to ``budget`` more lines; True once every line is checked.
+        RecordError names the first bad line."""
+        path, users, previous = self.path, self.users, self.previous
+        is_credential = wire.is_credential
+        lines = self.lines
+        end = min(len(lines), self._at + budget)
+        kept = 0
+        for index in range(self._at, end):
+            line = lines[index]
+            if line.endswith("\r"):
+                line = line[:-1]
+            parts = line.split(" ")
+            if len(parts) == 2:
+                username, password = parts
+                if is_credential(username) and is_credential(password) and username[0] != COMMENT:
+                    if username in users:
+                        raise RecordError(
+                            f"{path}:{index + 1}: username {username} appears twice"
+                        )
+                    if passwords.is_hashed(password):
+                        why = passwords.problem(password)
+                        if why is not None:
+                            raise RecordError(f"{path}:{index + 1}: {why}")
+                    users[username] = password
+                    if previous is not None and username in previous:
+                        kept += 1
+                    continue
+            if not line.strip() or line.startswith(COMMENT):
                 continue
-        if not line.strip() or line.startswith(COMMENT):
-            continue
-        raise RecordError(f"{path}:{number}: {credentials_problem(line)}")
-    if not users:
-        raise RecordError(
-            f"{path}: no users (each line is '<username> <password>', "
-            f"and lines starting with {COMMENT} are comments)"
-        )
-    return users
+            raise RecordError(f"{path}:{index + 1}: {credentials_problem(line)}")
+        self.kept += kept
+        self._at = end
+        return end >= len(lines)
+
+    def result(self) -> dict[str, str]:
+        """The users, once :meth:`step` has said it is done; RecordError if none."""
+        if not self.users:
+            raise RecordError(
+                f"{self.path}: no users (each line is '<username> <password>', "
+                f"and lines starting with {COMMENT} are comments)"
+            )
+        return self.users
 
 
 def credentials_problem(line: str) -> str:
@@ -143,12 +189,10 @@ def load_tempids(path: Path, into: "dict[str, str] | TempIDRegistry") -> LoadRep
     equal).
     """
     try:
-        handle = path.open("rb")
+        handle = os.fdopen(open_regular(path), "rb")
     except FileNotFoundError:
         return LoadReport(0, [])
     with handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
         loader = _TempIDLoader(path, into)
         tail = b""
         while block := handle.read(_BLOCK):

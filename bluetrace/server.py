@@ -11,11 +11,13 @@ to stdout; diagnostics go to stderr, starting with the line
 
 import argparse
 import errno
+import hashlib
 import os
 import signal
 import socket
 import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from bluetrace import __version__
@@ -32,12 +34,13 @@ from bluetrace.cli import (
 from bluetrace.clock import Clock, SystemClock
 from bluetrace.output import LineOutput
 from bluetrace.reactor import Handle, Reactor
-from bluetrace.records import RecordError, load_credentials, load_tempids
+from bluetrace.records import CredentialParser, RecordError, load_tempids
 from bluetrace.registry import TempIDRegistry
 from bluetrace.server_connection import (
     CloseConnection,
     Log,
     NeedsCommit,
+    NeedsWork,
     Output,
     ServerConnection,
 )
@@ -47,10 +50,11 @@ from bluetrace.server_core import (
     Limits,
     ServerCore,
 )
-from bluetrace.storage import recover_checks
+from bluetrace.storage import read_regular, recover_checks
 from bluetrace.stores import CheckFile, CredentialFile, TempIDFile
 from bluetrace.tls import TlsError, TlsSession, server_context
 from bluetrace.transports import Stream
+from bluetrace.workers import DEFAULT_QUEUE, DEFAULT_WORKERS, WorkerPool
 
 PROGRAM = "bluetrace-server"
 ACCEPTS_PER_WAKEUP = 64
@@ -120,6 +124,12 @@ class Link:
         self.connection.continue_work(self.server.reactor.time())
         self._settle()
 
+    def work_done(self, reply: bytes | None) -> None:
+        """The reply to this connection's job from a worker process."""
+        self.connection.work_done(reply, self.server.reactor.time())
+        if not self.stream.closed:
+            self._settle()
+
     def committed(self, durable: bool) -> None:
         self.connection.commit_done(durable)
         self._settle()
@@ -144,6 +154,8 @@ class Link:
                 server.log(event.text)
             elif isinstance(event, NeedsCommit):
                 server.hold(self)
+            elif isinstance(event, NeedsWork):
+                server.run_work(self, event)
             elif isinstance(event, CloseConnection):
                 stream.close_when_flushed()
         if stream.closed or connection.closed:
@@ -167,6 +179,130 @@ class Link:
             self.timer = server.reactor.call_at(deadline, self._on_timer)
 
 
+class CredentialReloader:
+    """SIGHUP: read credentials.txt again, so that users added while the
+    server runs can log in; a file that does not load keeps the old users.
+
+    - Signals are coalesced: one that arrives during a reload asks for one
+      more reload after it, however many arrive.
+    - The file is checked ``LINES_PER_TURN`` lines per loop turn, so a
+      million-line file does not stop every connection for a second.
+    - A last line without a line end is refused, unless the file is exactly
+      the one last loaded: the specification's sample has no final line end
+      and loads at start-up, but after that, a missing final line end is
+      what a file caught half-written looks like (its last password cut
+      short would be a password that works). Writers should write a new
+      file and rename it over credentials.txt (``bluetrace-passwd`` does).
+    - A reload that removes users says so in a warning line of its own.
+    - Registrations made while a reload is in progress are kept (they were
+      appended after the file was read).
+    """
+
+    LINES_PER_TURN = 20_000
+    """About 20 ms of checking per loop turn."""
+
+    def __init__(
+        self, reactor: Reactor, core: ServerCore, path: Path, log: Callable[[str], None]
+    ) -> None:
+        self.reactor = reactor
+        self.core = core
+        self.path = path
+        self.log = log
+        self.loaded_digest: bytes | None = None
+        """Digest of the bytes last loaded whole (start-up or reload)."""
+        self.reloads = 0
+        """Reloads started (for tests)."""
+        self._parser: CredentialParser | None = None
+        self._digest = b""
+        self._again = False
+
+    @staticmethod
+    def digest(data: bytes) -> bytes:
+        return hashlib.blake2b(data, digest_size=16).digest()
+
+    @property
+    def busy(self) -> bool:
+        return self._parser is not None
+
+    def request(self) -> None:
+        """A SIGHUP: reload now, or once more after the reload in progress."""
+        if self._parser is not None:
+            self._again = True
+            return
+        self._start()
+
+    def _start(self) -> None:
+        self._again = False
+        self.reloads += 1
+        old = self.core.credentials
+        keeping = f"keeping {len(old):,} users"
+        try:
+            data = read_regular(self.path)
+        except OSError as exc:
+            self.log(f"credentials not reloaded, {keeping}: {self.path}: {exc.strerror or exc}")
+            return
+        digest = self.digest(data)
+        if digest == self.loaded_digest:
+            self.log(f"credentials unchanged: {len(old):,} users")
+            return
+        try:
+            parser = CredentialParser(self.path, data, previous=old)
+        except RecordError as exc:
+            self.log(f"credentials not reloaded, {keeping}: {exc}")
+            return
+        if parser.unterminated:
+            self.log(
+                f"credentials not reloaded, {keeping}: {self.path}:{len(parser.lines)}: the last "
+                "line has no line end, so it may be half written; end it with a line end "
+                "(better: write a new file and rename it over credentials.txt), then send "
+                "SIGHUP again"
+            )
+            return
+        self._parser, self._digest = parser, digest
+        self.core.registered_since_read = []
+        self.reactor.call_soon(self._step)
+
+    def _step(self) -> None:
+        parser = self._parser
+        if parser is None:
+            return
+        try:
+            done = parser.step(self.LINES_PER_TURN)
+            credentials = parser.result() if done else None
+        except RecordError as exc:
+            self._finish()
+            keeping = f"keeping {len(self.core.credentials):,} users"
+            self.log(f"credentials not reloaded, {keeping}: {exc}")
+            return
+        if credentials is None:
+            self.reactor.call_soon(self._step)
+            return
+        old = self.core.credentials
+        for username, stored in self.core.registered_since_read or ():
+            credentials.setdefault(username, stored)
+        removed = len(old) - parser.kept
+        added = len(credentials) - parser.kept
+        self.core.credentials = credentials
+        self.loaded_digest = self._digest
+        self._finish()
+        self.log(
+            f"credentials reloaded: {len(credentials):,} users "
+            f"({added:,} added, {removed:,} removed)"
+        )
+        if removed:
+            self.log(
+                f"warning: this reload removed {removed:,} of {len(old):,} users, who can no "
+                "longer log in; if credentials.txt was being rewritten in place, write it to a "
+                "new file and rename that over credentials.txt, then send SIGHUP again"
+            )
+
+    def _finish(self) -> None:
+        self._parser = None
+        self.core.registered_since_read = None
+        if self._again:
+            self.reactor.call_soon(self._start)
+
+
 class Server:
     def __init__(
         self,
@@ -177,8 +313,11 @@ class Server:
         out: LineOutput,
         err: LineOutput,
         tls: ssl.SSLContext | None = None,
+        workers: WorkerPool | None = None,
     ) -> None:
         self.reactor = reactor
+        self.workers = workers or WorkerPool(reactor, log=self.log)
+        """Processes for password checks and hashing: the loop never runs scrypt."""
         self.tls = tls
         self.core = core
         self.listener = listener
@@ -242,23 +381,14 @@ class Server:
         for link in holding:
             link.committed(failure is None)
 
+    def run_work(self, link: Link, work: NeedsWork) -> None:
+        """Hand a connection's job to the worker processes; a full queue is
+        answered at once (on the next turn), as not done."""
+        if not self.workers.submit(work.kind, work.payload, link.work_done):
+            self.reactor.call_soon(lambda: link.work_done(None))
+
     def log(self, text: str) -> None:
         self.err.write_line(f"{PROGRAM}: {text}")
-
-    def reload_credentials(self, path: Path) -> None:
-        """SIGHUP: read credentials.txt again, so users added while the server
-        runs can log in; a file that no longer loads keeps the old users."""
-        try:
-            credentials = load_credentials(path)
-        except RecordError as exc:
-            self.log(f"credentials not reloaded, keeping {len(self.core.credentials)} users: {exc}")
-            return
-        added = len(credentials.keys() - self.core.credentials.keys())
-        removed = len(self.core.credentials.keys() - credentials.keys())
-        self.core.credentials = credentials
-        self.log(
-            f"credentials reloaded: {len(credentials)} users ({added} added, {removed} removed)"
-        )
 
     def shut_down(self) -> None:
         self.reactor.forget(self.listener)
@@ -360,7 +490,21 @@ def _parser() -> argparse.ArgumentParser:
         type=whole(1, 10_000),
         default=int(defaults.hashes_per_second),
         help="scrypt checks of hashed passwords per second, server-wide (one costs about "
-        "35 ms of the loop) (default: %(default)s)",
+        "35 ms of a worker); registrations may use only half (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--workers",
+        type=whole(1, 64),
+        default=DEFAULT_WORKERS,
+        help="worker processes that check and hash passwords, started when first "
+        "needed, so that scrypt never stalls the loop (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--work-queue",
+        type=whole(1, 100_000),
+        default=DEFAULT_QUEUE,
+        help="password checks waiting for a worker; a LOGIN or REGISTER beyond them is "
+        "answered RATE_LIMITED (default: %(default)s)",
     )
     limits.add_argument(
         "--max-held-entries",
@@ -396,11 +540,20 @@ def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | str | None:
         return f"cannot use {args.tls_cert} and {args.tls_key}: {reason}"
 
 
-def _load(data_dir: Path) -> tuple[dict[str, str], TempIDRegistry, int] | str:
-    """credentials.txt and tempIDs.txt loaded, contact_checks.txt recovered;
-    or why the server cannot start. Skipped lines are reported on stderr."""
+def _load(data_dir: Path) -> tuple[dict[str, str], bytes, TempIDRegistry, int] | str:
+    """credentials.txt (with the digest of its bytes) and tempIDs.txt loaded,
+    contact_checks.txt recovered; or why the server cannot start. Skipped
+    lines are reported on stderr. At start-up a last line without a line end
+    is accepted: the specification's sample has none."""
+    credentials_path = data_dir / "credentials.txt"
     try:
-        credentials = load_credentials(data_dir / "credentials.txt")
+        data = read_regular(credentials_path)
+    except OSError as exc:
+        return f"{credentials_path}: cannot read: {exc.strerror or exc}"
+    try:
+        parser = CredentialParser(credentials_path, data)
+        parser.step(len(parser.lines))
+        credentials = parser.result()
     except RecordError as exc:
         return str(exc)
     tempids = TempIDRegistry()
@@ -420,7 +573,7 @@ def _load(data_dir: Path) -> tuple[dict[str, str], TempIDRegistry, int] | str:
         return f"{checks_path}: cannot check it: {exc.strerror or exc}"
     if cut is not None:
         print(f"{PROGRAM}: {cut}", file=sys.stderr)
-    return credentials, tempids, report.loaded
+    return credentials, CredentialReloader.digest(data), tempids, report.loaded
 
 
 def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
@@ -428,7 +581,7 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
     loaded = _load(data_dir)
     if isinstance(loaded, str):
         return fail(PROGRAM, loaded)
-    credentials, tempids, known = loaded
+    credentials, credentials_digest, tempids, known = loaded
     tempids_path = data_dir / "tempIDs.txt"
     checks_path = data_dir / CHECKS_FILE
     tls_context = _tls_context(args)
@@ -469,6 +622,7 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
             registrations_per_hour=args.registrations_per_hour,
         ),
         credential_store=credential_store,
+        offload_hashing=True,
     )
     reactor = Reactor(system_clock.monotonic)
     sys.stdout.flush()
@@ -481,12 +635,18 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
         on_disabled=lambda text: err.write_line(f"{PROGRAM}: {text}"),
     )
     err.on_disabled = lambda text: out.write_line(f"{PROGRAM}: {text}")
-    server = Server(reactor, core, listener, out=out, err=err, tls=tls_context)
+    workers = WorkerPool(
+        reactor,
+        workers=args.workers,
+        queue_limit=args.work_queue,
+        log=lambda text: err.write_line(f"{PROGRAM}: {text}"),
+    )
+    server = Server(reactor, core, listener, out=out, err=err, tls=tls_context, workers=workers)
     for signum in (signal.SIGINT, signal.SIGTERM):
         reactor.add_signal_handler(signum, server.shut_down)
-    reactor.add_signal_handler(
-        signal.SIGHUP, lambda: server.reload_credentials(data_dir / "credentials.txt")
-    )
+    reloader = CredentialReloader(reactor, core, data_dir / "credentials.txt", server.log)
+    reloader.loaded_digest = credentials_digest
+    reactor.add_signal_handler(signal.SIGHUP, reloader.request)
     host, bound_port = listener.getsockname()[:2]
     server.log(
         f"listening on {host}:{bound_port} ({len(credentials)} users, "
@@ -496,6 +656,7 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
         reactor.run()
         server.log("stopped")
     finally:
+        workers.close()
         tempid_store.close()
         check_store.close()
         if credential_store is not None:

@@ -15,7 +15,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Final
 
-from bluetrace import wire
+from bluetrace import passwords, wire
 from bluetrace.errors import FrameTooLargeError, ProtocolError
 from bluetrace.framing import FrameDecoder, _NeedData
 from bluetrace.messages import (
@@ -65,11 +65,23 @@ class NeedsCommit:
 
 
 @dataclass(frozen=True, slots=True)
+class NeedsWork:
+    """A password to check or hash: run the job (``workers.KINDS``) off the
+    loop, then call :meth:`ServerConnection.work_done` with its reply, or
+    with None if it could not be run (the queue was full, the worker died).
+    Until then the connection handles no further frame of its peer, so its
+    replies keep their order."""
+
+    kind: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class CloseConnection:
     """Close the transport once the bytes already taken are sent."""
 
 
-ServerEvent = Output | Log | NeedsCommit | CloseConnection
+ServerEvent = Output | Log | NeedsCommit | NeedsWork | CloseConnection
 NEEDS_COMMIT: Final = NeedsCommit()
 CLOSE: Final = CloseConnection()
 
@@ -189,6 +201,14 @@ class _Checking:
         return "\n".join(self.shown + self.checked)
 
 
+@dataclass(frozen=True, slots=True)
+class _Waiting:
+    """A LOGIN or REGISTER whose password is being checked or hashed."""
+
+    registering: bool
+    username: str
+
+
 @dataclass(slots=True)
 class _Held:
     """A reply waiting for the group commit, and what to show when it goes."""
@@ -226,6 +246,7 @@ class ServerConnection:
         self._checking: _Checking | None = None
         self._more_work = False
         self._last_frame = now
+        self._waiting: _Waiting | None = None
 
     # -- what the host reads ------------------------------------------------
     @property
@@ -274,6 +295,7 @@ class ServerConnection:
         return (
             not self._more_work
             and self._checking is None
+            and self._waiting is None
             and held * 64 + len(self._out) < self.limits.output_high_water
         )
 
@@ -320,7 +342,7 @@ class ServerConnection:
             self._peer_done = True  # waited long enough for the client
             self._maybe_close()
             return
-        if self._closing is not None or self._checking is not None:
+        if self._closing is not None or self._checking is not None or self._waiting is not None:
             return
         if self.state is State.AWAITING_LOGIN:
             if self._login_deadline is not None and now >= self._login_deadline:
@@ -345,6 +367,33 @@ class ServerConnection:
             if item.output is not None:
                 self._events.append(Output(item.output))
         self._maybe_close()
+
+    def work_done(self, reply: bytes | None, now: float) -> None:
+        """The reply to the last :class:`NeedsWork` (None: it was not done,
+        and the client is told RATE_LIMITED, as when the budget is spent);
+        then the frames that waited behind it are handled."""
+        waiting, self._waiting = self._waiting, None
+        if waiting is None:
+            return
+        if self._closing is not None or self._closed:
+            if waiting.registering:
+                self.core.drop_register(waiting.username)
+            return
+        if waiting.registering:
+            if reply is None:
+                self.core.drop_register(waiting.username)
+                self._apply(Event.REGISTER_LIMITED, now)
+            else:
+                self._register_hashed(waiting.username, reply.decode("ascii"), now)
+        else:
+            event = (
+                Event.LOGIN_HASH_BUDGET
+                if reply is None
+                else self.core.end_login(waiting.username, self.address, reply == b"1", now)
+            )
+            self._login_decided(event, waiting.username, now)
+        if self._closing is None:
+            self._work(now)
 
     def connection_lost(self, reason: str) -> None:
         """The transport failed (reset, error): drop what was in progress."""
@@ -373,7 +422,7 @@ class ServerConnection:
     def _work(self, now: float) -> None:
         budget = self.limits.frames_per_call
         self._more_work = False
-        while self._closing is None:
+        while self._closing is None and self._waiting is None:
             if budget <= 0:
                 self._more_work = True
                 return
@@ -405,11 +454,7 @@ class ServerConnection:
         state = self.state
         if isinstance(message, LoginRequest):
             if state is State.AWAITING_LOGIN:
-                event = self.core.login(message.username, message.password, self.address, now)
-                self._login_attempt(event, message.username, now)
-                if event is Event.LOGIN_OK:
-                    self.username = message.username
-                self._apply(event, now)
+                self._login(message, now)
                 return
             self._apply(
                 Event.LOGIN_AGAIN if state is State.LOGGED_IN else Event.OTHER_REQUEST, now
@@ -476,17 +521,52 @@ class ServerConnection:
             Log(f"upload from {self.username} discarded ({code.name}) at {upload.count:,} entries")
         )
 
+    def _login(self, request: LoginRequest, now: float) -> None:
+        """Decide a LOGIN, or hand its password check to the host (a hashed
+        password, when the core says so) and wait for :meth:`work_done`."""
+        core, username = self.core, request.username
+        outcome = core.begin_login(username, self.address, now)
+        if isinstance(outcome, Event):
+            self._login_decided(outcome, username, now)
+        elif core.offload_hashing and passwords.needs_hashing(outcome):
+            self._waiting = _Waiting(registering=False, username=username)
+            self._events.append(
+                NeedsWork("scrypt_verify", passwords.verify_request(outcome, request.password))
+            )
+        else:
+            matched = passwords.verify(outcome, request.password)
+            self._login_decided(core.end_login(username, self.address, matched, now), username, now)
+
+    def _login_decided(self, event: Event, username: str, now: float) -> None:
+        self._login_attempt(event, username, now)
+        if event is Event.LOGIN_OK:
+            self.username = username
+        self._apply(event, now)
+
     def _register(self, request: RegisterRequest, now: float) -> None:
+        """Decide a REGISTER; a new number's password is hashed by the host
+        (or here, for hosts that may block) before its line is written."""
+        refusal = self.core.begin_register(request.username, self.address, now)
+        if refusal is not None:
+            self._apply(refusal, now)
+        elif self.core.offload_hashing:
+            self._waiting = _Waiting(registering=True, username=request.username)
+            self._events.append(NeedsWork("scrypt_hash", request.password.encode("utf-8")))
+        else:
+            stored = passwords.hash_password(request.password)
+            self._register_hashed(request.username, stored, now)
+
+    def _register_hashed(self, username: str, stored: str, now: float) -> None:
         try:
-            event = self.core.register(request.username, request.password, self.address, now)
+            event = self.core.end_register(username, stored)
         except OSError as exc:
             self._events.append(
-                Log(f"cannot record the registration of {request.username}: {exc.strerror or exc}")
+                Log(f"cannot record the registration of {username}: {exc.strerror or exc}")
             )
             self._send(ErrorReply(ErrorCode.STORAGE, "the server could not record you; try later"))
             return
         if event is Event.REGISTER_OK:
-            self._events.append(Log(f"{request.username} registered ({self.peer})"))
+            self._events.append(Log(f"{username} registered ({self.peer})"))
         self._apply(event, now)
 
     # -- the table --------------------------------------------------------------

@@ -71,7 +71,9 @@ class Limits:
     """Registrations one source address may make per hour (when registration is on)."""
     hashes_per_second: float = 10.0
     """scrypt checks of hashed passwords the whole server runs per second (one
-    costs about 35 ms of the one loop), after a burst of as many."""
+    costs about 35 ms of a worker process), after a burst of as many."""
+    login_hash_share: float = 0.5
+    """The share of the hashing budget registrations may not take: kept for logins."""
 
     def __post_init__(self) -> None:
         if self.max_upload_entries < wire.MAX_UPLOAD_CHUNK:
@@ -130,10 +132,13 @@ class Bucket:
         self.tokens = burst
         self.updated = now
 
-    def take(self, amount: float, rate: float, burst: float, now: float) -> bool:
+    def take(
+        self, amount: float, rate: float, burst: float, now: float, *, keep: float = 0.0
+    ) -> bool:
+        """Take ``amount`` if at least ``keep`` tokens are left after it."""
         self.tokens = min(burst, self.tokens + (now - self.updated) * rate)
         self.updated = now
-        if amount > self.tokens:
+        if amount + keep > self.tokens:
             return False
         self.tokens -= amount
         return True
@@ -239,8 +244,13 @@ class ServerCore:
         limits: Limits | None = None,
         draw_tempid: Callable[[], str] = random_tempid,
         credential_store: CredentialStore | None = None,
+        offload_hashing: bool = False,
     ) -> None:
         self.credentials = credentials
+        self.offload_hashing = offload_hashing
+        """Whether connections ask their host to hash (``NeedsWork``, answered
+        by ``work_done``: the server's worker processes) instead of hashing
+        in the call (the in-memory hosts, which may block)."""
         self.clock = clock
         self.guard = LoginGuard(block_duration)
         self.tempids = tempids
@@ -259,11 +269,30 @@ class ServerCore:
         self.credential_store = credential_store
         """Where registrations go; None: registration is off."""
         self._registrations = AddressGuard(self.limits.registrations_per_hour, window=3600.0)
+        self._registering: set[str] = set()
+        """Numbers whose registration is being hashed: a second one is TAKEN."""
+        self.registered_since_read: list[tuple[str, str]] | None = None
+        """While a reload is checking the file it read: users registered
+        since, which the reload keeps (their lines came after its read)."""
         self._check_line: dict[object, None] = {}
         """Connections whose upload waits to be checked, first in front (ordered)."""
 
     def login(self, username: str, password: str, address: str, now: float) -> Event:
-        """Classify one login attempt as its row of the state table."""
+        """Classify one login attempt as its row of the state table, checking
+        a hashed password here and now (hosts that may block: tests, the
+        simulator). The server's connections use :meth:`begin_login` and
+        :meth:`end_login` with the check in a worker process in between."""
+        outcome = self.begin_login(username, address, now)
+        if isinstance(outcome, Event):
+            return outcome
+        return self.end_login(username, address, passwords.verify(outcome, password), now)
+
+    def begin_login(self, username: str, address: str, now: float) -> Event | str:
+        """Everything about a login but the password check: the row of the
+        state table if it is decided without one, else the stored hash to
+        check the typed password against (a token of the hashing budget has
+        been taken for it). Plain passwords come back as they are too: the
+        caller compares them at once (``passwords.needs_hashing``)."""
         if self.addresses.over_limit(address, now):
             return Event.LOGIN_RATE_LIMITED
         expected = self.credentials.get(username)
@@ -272,11 +301,18 @@ class ServerCore:
             return Event.LOGIN_UNKNOWN_USER
         if self.guard.is_blocked(username, now):
             return Event.LOGIN_BLOCKED
-        if passwords.is_hashed(expected):
+        if passwords.needs_hashing(expected):
             rate = self.limits.hashes_per_second
             if not self._hash_bucket.take(1, rate, rate, now):
                 return Event.LOGIN_HASH_BUDGET
-        if passwords.verify(expected, password):
+        return expected
+
+    def end_login(self, username: str, address: str, matched: bool, now: float) -> Event:
+        """The verdict of the check :meth:`begin_login` asked for, counted.
+        A block that began while the check ran wins over a match."""
+        if self.guard.is_blocked(username, now):
+            return Event.LOGIN_BLOCKED
+        if matched:
             self.guard.success(username)
             return Event.LOGIN_OK
         self.addresses.note(address, now)
@@ -285,25 +321,61 @@ class ServerCore:
         return Event.LOGIN_WRONG_PASSWORD
 
     def register(self, username: str, password: str, address: str, now: float) -> Event:
-        """Classify (and, if new, record) one registration. The stored line is
-        hashed; it becomes durable with the group commit, before the reply.
-        OSError if the line could not be written: then nobody was added."""
+        """Classify (and, if new, record) one registration, hashing here and
+        now (see :meth:`login`). OSError if the line could not be written:
+        then nobody was added."""
+        refusal = self.begin_register(username, address, now)
+        if refusal is not None:
+            return refusal
+        return self.end_register(username, passwords.hash_password(password))
+
+    def begin_register(self, username: str, address: str, now: float) -> Event | None:
+        """Every check of a registration that needs no hashing, cheapest and
+        most telling first; None when the password is to be hashed (a token
+        of the hashing budget has been taken, and the number is held for
+        this registration until :meth:`end_register` or
+        :meth:`drop_register`).
+
+        Every REGISTER counts toward the address's hourly limit, malformed
+        or taken ones too: otherwise a flood of them would be free. And a
+        registration may take a hashing token only while a share of the
+        budget (``login_hash_share``) is left, so that registrations cannot
+        keep hashed users from logging in."""
         if self.credential_store is None:
             return Event.REGISTER_CLOSED
-        rate = self.limits.hashes_per_second
-        if self._registrations.over_limit(address, now) or not self._hash_bucket.take(
-            1, rate, rate, now
-        ):
+        if self._registrations.over_limit(address, now):
             return Event.REGISTER_LIMITED
+        self._registrations.note(address, now)
         if PHONE_NUMBER.fullmatch(username) is None:
             return Event.REGISTER_INVALID
-        if username in self.credentials:
+        if username in self.credentials or username in self._registering:
             return Event.REGISTER_TAKEN
-        stored = passwords.hash_password(password)
+        rate = self.limits.hashes_per_second
+        keep = rate * self.limits.login_hash_share
+        if not self._hash_bucket.take(1, rate, rate, now, keep=keep):
+            return Event.REGISTER_LIMITED
+        self._registering.add(username)
+        return None
+
+    def end_register(self, username: str, stored: str) -> Event:
+        """Record the hashed line of a registration :meth:`begin_register`
+        let through; it becomes durable with the group commit, before the
+        reply. OSError if it could not be written: nobody was added."""
+        self._registering.discard(username)
+        if username in self.credentials:
+            return Event.REGISTER_TAKEN  # a reload brought the number meanwhile
+        if self.credential_store is None:
+            return Event.REGISTER_CLOSED
         self.credential_store.append(username, stored)
-        self._registrations.note(address, now)
         self.credentials[username] = stored
+        if self.registered_since_read is not None:
+            self.registered_since_read.append((username, stored))
         return Event.REGISTER_OK
+
+    def drop_register(self, username: str) -> None:
+        """A registration let through will not be recorded (its connection
+        went, or its hashing failed): the number is free again."""
+        self._registering.discard(username)
 
     def may_issue_tempid(self, username: str, now: float) -> bool:
         """The user's TempID rate: a burst, then tempids_per_hour."""

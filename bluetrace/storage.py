@@ -8,9 +8,11 @@ file and an atomic rename.
 
 import contextlib
 import errno
+import fcntl
 import os
 import stat
 import tempfile
+import time
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,13 +20,82 @@ from pathlib import Path
 _CRLF_SNIFF = 4096
 
 
+def open_regular(path: Path, flags: int = os.O_RDONLY, mode: int = 0o644) -> int:
+    """A descriptor for ``path`` if it is a regular file; OSError otherwise.
+
+    Opened with O_NONBLOCK so that a FIFO put in a data file's place cannot
+    hang the open (it would wait for a writer), then refused by fstat; the
+    flag is cleared again for the regular file, where it changes nothing.
+    """
+    fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC, mode)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def read_regular(path: Path) -> bytes:
     """A whole regular file. Anything else (a device, a FIFO) is refused with
-    OSError rather than read: /dev/zero or /dev/full would never end."""
-    with path.open("rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
+    OSError rather than read: /dev/zero or /dev/full would never end, and a
+    FIFO would block the open itself."""
+    with os.fdopen(open_regular(path), "rb") as handle:
         return handle.read()
+
+
+def open_locked(path: Path, flags: int, *, wait: float = 0.0) -> int:
+    """``path`` opened (a regular file) and locked with an exclusive flock;
+    the lock is released when the descriptor is closed.
+
+    The lock that the server and ``bluetrace-passwd`` share on
+    credentials.txt. ``bluetrace-passwd`` replaces the file by a rename, so
+    a lock taken on a file the path no longer names would guard nothing:
+    after locking, the path is looked up again and, if it now names another
+    file, the lock is taken anew. ``wait`` is how long to keep trying while
+    the lock is held elsewhere (0: one try, for the loop); then
+    BlockingIOError.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        fd = open_regular(path, flags)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+            except BlockingIOError:
+                locked = False
+            if locked:
+                here, named = os.fstat(fd), os.stat(path)
+                if (here.st_dev, here.st_ino) == (named.st_dev, named.st_ino):
+                    return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+        if not locked:
+            if time.monotonic() >= deadline:
+                raise BlockingIOError(errno.EWOULDBLOCK, "locked by another program", str(path))
+            time.sleep(0.02)  # bluetrace-passwd: waits for the server's turn to end
+
+
+def append_lines_to(fd: int, lines: Sequence[str]) -> None:
+    """Append whole ``lines`` to the open file ``fd`` in its own line-end
+    style, after a line end (the samples have no final one); all or nothing:
+    a partial write is cut back, and OSError says so."""
+    size = os.fstat(fd).st_size
+    eol = b"\r\n" if b"\r\n" in os.pread(fd, _CRLF_SNIFF, 0) else b"\n"
+    data = b"".join(line.encode("utf-8") + eol for line in lines)
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        data = eol + data
+    try:
+        _write_all(fd, data)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+        raise
 
 
 def split_lines(data: bytes) -> list[bytes]:
@@ -38,10 +109,16 @@ def split_lines(data: bytes) -> list[bytes]:
 def _line_end_of(path: Path) -> bytes:
     """Keep a file's own line-end style, so CRLF samples stay CRLF."""
     try:
-        with path.open("rb") as handle:
-            head = handle.read(_CRLF_SNIFF)
+        # O_NONBLOCK: a FIFO in the file's place must not hang the open.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return b"\n"
+    try:
+        head = os.read(fd, _CRLF_SNIFF)
+    except BlockingIOError:
+        head = b""
+    finally:
+        os.close(fd)
     return b"\r\n" if b"\r\n" in head else b"\n"
 
 
@@ -230,12 +307,10 @@ def recover_checks(path: Path) -> str | None:
 
     Reads only the last block, found by scanning back from the end."""
     try:
-        fd = os.open(path, os.O_RDWR)
+        fd = open_regular(path, os.O_RDWR)
     except FileNotFoundError:
         return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
         size = os.fstat(fd).st_size
         start = _last_block_start(fd, size)
         if start is None:

@@ -7,6 +7,9 @@ replies that depend on the records released. The memory stores serve tests
 and the simulator, and can be told to fail.
 """
 
+import contextlib
+import errno
+import os
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +18,7 @@ from typing import Protocol
 
 from bluetrace.messages import TempIDWindow
 from bluetrace.records import tempid_line
-from bluetrace.storage import CheckLog, LineAppender, encode_lines
+from bluetrace.storage import CheckLog, LineAppender, append_lines_to, encode_lines, open_locked
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,19 +181,46 @@ class CredentialStore(Protocol):
 
 
 class CredentialFile:
-    """credentials.txt, appended a whole line per registration, synced by the group commit."""
+    """credentials.txt, a whole line appended per registration.
+
+    The file is opened and locked (``storage.open_locked``, the lock
+    ``bluetrace-passwd`` takes too) for each loop turn that registers
+    someone, and closed by the group commit's sync, never kept open:
+    ``bluetrace-passwd`` replaces the file by a rename, and a line appended
+    to a file kept open from before would go to the replaced, unlinked one
+    (told REGISTERED, then lost at the next start). Holding the lock from
+    the write to the sync means the line is in the file the path names when
+    the reply goes. The lock is tried once, never waited for in the loop:
+    while ``bluetrace-passwd`` holds it (a few milliseconds), a registration
+    fails with OSError (ERROR STORAGE, "try later") and nothing is written.
+    """
 
     def __init__(self, path: Path) -> None:
-        self._appender = LineAppender(path, durable=False)
+        self.path = path
+        self._fd: int | None = None
 
     def append(self, username: str, stored: str) -> None:
-        self._appender.append([f"{username} {stored}"])
+        if self._fd is None:
+            try:
+                self._fd = open_locked(self.path, os.O_RDWR | os.O_APPEND)
+            except BlockingIOError:
+                raise OSError(
+                    errno.EAGAIN, "credentials.txt is being changed (locked)", str(self.path)
+                ) from None
+        append_lines_to(self._fd, [f"{username} {stored}"])
 
     def sync(self) -> None:
-        self._appender.sync()
+        """Flush this turn's lines to disk, then let go of the file and its lock."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
 
     def close(self) -> None:
-        self._appender.close()
+        with contextlib.suppress(OSError):
+            self.sync()
 
 
 class MemoryCredentialStore:
