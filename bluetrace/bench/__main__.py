@@ -13,6 +13,7 @@ from bluetrace.bench import (
     checking,
     churn,
     flood,
+    hashing,
     held,
     parsers,
     pipelining,
@@ -34,6 +35,7 @@ PARTS: dict[str, tuple[Callable[[Context], None], str]] = {
     "held": (held.run, "5,000 idle logged-in connections: memory, fresh-session latency"),
     "churn": (churn.run, "memory over 100,000 connect/close cycles, one idle connection"),
     "pipelining": (pipelining.run, "sessions while an unauthenticated peer floods 1 MiB"),
+    "hashing": (hashing.run, "plain sessions while 300 connections log in as a hashed user"),
     "beacons": (beacons.run, "highest beacon rate a phone logs with no loss"),
     "flood": (flood.run, "command latency while 2,000 beacons/s flood a phone; CPU after"),
 }
