@@ -17,10 +17,12 @@ import signal
 import socket
 import ssl
 import sys
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
 from bluetrace import __version__
+from bluetrace.admission import Admission, Caps, LineSummary
 from bluetrace.cli import (
     DAY,
     fail,
@@ -42,6 +44,7 @@ from bluetrace.server_connection import (
     NeedsCommit,
     NeedsWork,
     Output,
+    Rejected,
     ServerConnection,
 )
 from bluetrace.server_core import (
@@ -58,49 +61,148 @@ from bluetrace.workers import DEFAULT_QUEUE, DEFAULT_WORKERS, WorkerPool
 
 PROGRAM = "bluetrace-server"
 ACCEPTS_PER_WAKEUP = 64
+"""Connections admitted per accept wakeup: each costs a connection object."""
+REFUSALS_PER_WAKEUP = 1024
+"""Connections refused (closed at once) per wakeup: cheap, so many more."""
 ACCEPT_BACKOFF = 0.1
 """Seconds the server stops accepting when it has run out of descriptors."""
 CHECKS_FILE = "contact_checks.txt"
+TURN_BUDGET = 256
+"""Work units the server does per loop turn, shared by every connection with
+work waiting, before it selects again (a unit is a frame; about 3 ms in all).
+However many connections flood it, one turn stays this short, so a healthy
+request waits at most a few turns."""
+READ_UNITS = 1
+"""What one read from a socket costs, before the frames it holds."""
+HANDSHAKE_UNITS = 32
+"""What one step of a TLS handshake costs (the server's key exchange and
+signature take about as long as a call's 32 frames)."""
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+RESERVED_DESCRIPTORS = 64
+"""Descriptors kept out of the connection cap: data files, pipes, the listener."""
 
 
 class Link:
-    """One accepted socket and its connection object."""
+    """One accepted socket and its connection object.
 
-    __slots__ = ("connection", "server", "stream", "timer", "tls", "work_scheduled")
+    Reading is the server's to schedule: a readable socket only puts its link
+    in the server's round-robin queue (``Stream(on_readable=...)``), and the
+    link reads and works when its turn comes, within its share of the turn.
+    """
 
-    def __init__(self, server: "Server", sock: socket.socket, peer: str) -> None:
+    __slots__ = (
+        "address",
+        "connection",
+        "handshake_timer",
+        "logged_in",
+        "queued",
+        "server",
+        "share",
+        "spent",
+        "stream",
+        "timer",
+        "tls",
+    )
+
+    def __init__(self, server: "Server", sock: socket.socket, address: tuple[str, int]) -> None:
         self.server = server
+        self.address = address[0]
+        peer = f"{address[0]}:{address[1]}"
         self.connection = ServerConnection(server.core, peer, server.reactor.time())
         self.timer: Handle | None = None
-        self.work_scheduled = False
+        self.handshake_timer: Handle | None = None
+        self.queued = False
+        self.logged_in = False
+        self.share = TURN_BUDGET
+        """Work units the current turn allows this link (set by ``serve``)."""
+        self.spent = 0
+        """Work units spent outside the connection (reads, TLS) since the last turn."""
         self.tls = (
             TlsSession(server.tls, server_side=True) if server.tls is not None else None
         )
         """With --tls-cert: the TLS layer between the socket and the connection.
-        A handshake that never ends runs into the login deadline like any
-        other silence; one that fails is one log line and a close."""
-        self.stream = Stream(server.reactor, sock, self._on_data, self._on_close)
+        A handshake must finish within --handshake-timeout; one that fails is
+        one (summarised) log line and a close."""
+        self.stream = Stream(
+            server.reactor, sock, self._on_data, self._on_close, on_readable=self._readable
+        )
+        if self.tls is not None:
+            self.handshake_timer = server.reactor.call_later(
+                server.handshake_timeout, self._handshake_expired
+            )
         self._settle()
+
+    def _readable(self) -> None:
+        self.server.schedule(self)
+
+    def serve(self, share: int) -> int:
+        """This link's turn: up to ``share`` work units (frames); the units spent."""
+        self.queued = False
+        connection, stream = self.connection, self.stream
+        if stream.closed or connection.closed:
+            return 0
+        if connection.has_pending_work():
+            connection.continue_work(self.server.reactor.time(), share)
+            self._settle()
+        elif stream.parked:
+            if connection.wants_input():
+                self.spent += READ_UNITS
+                self.share = share
+                stream.pull()
+            else:
+                stream.unpark()  # reading resumes when the connection wants input
+        spent = self.spent + connection.take_work()
+        self.spent = 0
+        if not (stream.closed or connection.closed) and (
+            connection.has_pending_work() or stream.parked
+        ):
+            self.server.schedule(self)
+        return spent
 
     def _on_data(self, data: bytes) -> None:
         if self.tls is not None:
+            handshaking = not self.tls.handshake_done
+            if handshaking:
+                self.spent += HANDSHAKE_UNITS
             try:
                 data = self.tls.receive(data)
             except TlsError as exc:
-                self._tls_failed(exc)
+                self._tls_failed(exc, handshaking)
                 return
+            if handshaking and self.tls.handshake_done and self.handshake_timer is not None:
+                self.handshake_timer.cancel()
+                self.handshake_timer = None
             if not data:
                 self._settle()  # handshake bytes may be waiting to go out
                 return
-        self.connection.receive_data(data, self.server.reactor.time())
+        self.connection.receive_data(data, self.server.reactor.time(), self.share)
         self._settle()
 
-    def _tls_failed(self, exc: TlsError) -> None:
-        """One log line (the connection's "connection lost: TLS failed ..."), then close."""
+    def _tls_failed(self, exc: TlsError, handshaking: bool = False) -> None:
+        """One log line (summarised with the other refused connections), then close."""
         if self.tls is not None:
             self.stream.write(self.tls.data_to_send())  # the alert, if any
-        self.connection.connection_lost(str(exc))
+        kind = "failed TLS handshakes" if handshaking else "TLS errors"
+        self.connection.connection_lost(str(exc), rejected=kind)
+        self._settle()
         self.stream.close_when_flushed()
+
+    def _handshake_expired(self) -> None:
+        self.handshake_timer = None
+        if self.tls is None or self.tls.handshake_done or self.stream.closed:
+            return
+        timeout = self.server.handshake_timeout
+        self.connection.connection_lost(
+            f"no TLS handshake within {timeout:g} s", rejected="unfinished TLS handshakes"
+        )
+        self._settle()
+        self.stream.close()
+
+    def push_out(self, reason: str) -> None:
+        """Closed at once to make room for a newer connection (see Admission)."""
+        self.connection.connection_lost(f"closed for {reason}", rejected="pushed out")
+        self._settle()
+        self.stream.close()
 
     def _on_close(self, error: OSError | None) -> None:
         if error is not None:
@@ -109,19 +211,15 @@ class Link:
             self.connection.receive_data(b"", self.server.reactor.time())
             self.connection.connection_lost("closed")
         self._settle()
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        self.server.links.discard(self)
+        for timer in (self.timer, self.handshake_timer):
+            if timer is not None:
+                timer.cancel()
+        self.timer = self.handshake_timer = None
+        self.server.forget(self)
 
     def _on_timer(self) -> None:
         self.timer = None
         self.connection.handle_timer(self.server.reactor.time())
-        self._settle()
-
-    def _continue(self) -> None:
-        self.work_scheduled = False
-        self.connection.continue_work(self.server.reactor.time())
         self._settle()
 
     def work_done(self, reply: bytes | None) -> None:
@@ -138,7 +236,7 @@ class Link:
         """After every call into the connection: send, act on events, re-arm."""
         connection, stream, server = self.connection, self.stream, self.server
         data = connection.data_to_send()
-        if self.tls is not None:
+        if self.tls is not None and not stream.closed:
             try:
                 self.tls.send(data)
             except TlsError as exc:
@@ -150,6 +248,8 @@ class Link:
         for event in connection.next_events():
             if isinstance(event, Output):
                 server.out.write_line(event.text)
+            elif isinstance(event, Rejected):
+                server.rejected(event.kind, event.text, self.address)
             elif isinstance(event, Log):
                 server.log(event.text)
             elif isinstance(event, NeedsCommit):
@@ -158,15 +258,17 @@ class Link:
                 server.run_work(self, event)
             elif isinstance(event, CloseConnection):
                 stream.close_when_flushed()
+        if not self.logged_in and connection.username is not None:
+            self.logged_in = True
+            server.admission.logged_in(stream.sock)
         if stream.closed or connection.closed:
             if self.timer is not None:
                 self.timer.cancel()
                 self.timer = None
             return
         stream.set_reading(connection.wants_input())
-        if connection.has_pending_work() and not self.work_scheduled:
-            self.work_scheduled = True
-            server.reactor.call_soon(self._continue)
+        if connection.has_pending_work():
+            server.schedule(self)
         deadline = connection.get_timer()
         # A deadline that moved later (the idle deadline, at every frame) keeps
         # the armed timer: it fires early, finds nothing due, and re-arms.
@@ -314,6 +416,8 @@ class Server:
         err: LineOutput,
         tls: ssl.SSLContext | None = None,
         workers: WorkerPool | None = None,
+        caps: Caps | None = None,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     ) -> None:
         self.reactor = reactor
         self.workers = workers or WorkerPool(reactor, log=self.log)
@@ -323,21 +427,66 @@ class Server:
         self.listener = listener
         self.out = out
         self.err = err
-        self.links: set[Link] = set()
+        self.handshake_timeout = handshake_timeout
+        self.links: dict[socket.socket, Link] = {}
+        self.admission: Admission[socket.socket] = Admission(caps or Caps())
+        self.refusals = LineSummary("refused connections")
+        self.problems = LineSummary("malformed connections")
+        self._runnable: deque[Link] = deque()
+        """Links with work waiting (a readable socket, frames left over), in turn order."""
+        self._turn_scheduled = False
         self._holding: list[Link] = []
         self._accept_failures = 0
         listener.setblocking(False)
         reactor.add_reader(listener, self._accept)
         reactor.call_later(core.login_log.INTERVAL, self._login_summary)
 
+    def schedule(self, link: Link) -> None:
+        """Give ``link`` a share of a coming turn (once, however often asked)."""
+        if link.queued:
+            return
+        link.queued = True
+        self._runnable.append(link)
+        if not self._turn_scheduled:
+            self._turn_scheduled = True
+            self.reactor.call_soon(self._turn)
+
+    def _turn(self) -> None:
+        """One loop turn's work, shared round robin: each waiting link gets an
+        equal share of TURN_BUDGET (at least one frame, at most a call's 32),
+        in queue order, until the budget is spent. A link with more to do goes
+        to the back and waits for the next turn, as do links the budget did
+        not reach, so the loop selects again (new sockets, timers, replies)
+        after TURN_BUDGET units whatever the number of busy connections."""
+        self._turn_scheduled = False
+        runnable = self._runnable
+        waiting = len(runnable)
+        share = max(1, TURN_BUDGET // max(1, waiting))
+        budget = TURN_BUDGET
+        while waiting and budget > 0 and runnable:
+            waiting -= 1
+            budget -= runnable.popleft().serve(share)
+        if runnable and not self._turn_scheduled:
+            self._turn_scheduled = True
+            self.reactor.call_soon(self._turn)
+
+    def rejected(self, kind: str, text: str, address: str) -> None:
+        """A connection refused for what its peer did: logged, summarised."""
+        for line in self.problems.note(kind, text, address, self.reactor.time()):
+            self.log(line)
+
     def _login_summary(self) -> None:
-        """Failed logins the log did not show one by one, counted every interval."""
-        for line in self.core.login_log.summary(self.reactor.time()):
+        """Failed logins, refused and malformed connections the log did not
+        show one by one, counted every interval."""
+        now = self.reactor.time()
+        lines = self.core.login_log.summary(now) + self.refusals.summary(now)
+        for line in lines + self.problems.summary(now):
             self.log(line)
         self.reactor.call_later(self.core.login_log.INTERVAL, self._login_summary)
 
     def _accept(self) -> None:
-        for _ in range(ACCEPTS_PER_WAKEUP):
+        admitted = refused = 0
+        while admitted < ACCEPTS_PER_WAKEUP and refused < REFUSALS_PER_WAKEUP:
             try:
                 sock, address = self.listener.accept()
             except (BlockingIOError, InterruptedError):
@@ -345,8 +494,30 @@ class Server:
             except OSError as exc:
                 self._accept_failed(exc)
                 return
+            decision = self.admission.admit(sock, address[0])
+            if not decision.admitted:
+                refused += 1
+                sock.close()  # nothing read, nothing written: the cheapest refusal
+                text = f"{address[0]}:{address[1]}: connection refused: over {decision.reason}"
+                for line in self.refusals.note(
+                    f"over {decision.reason}", text, address[0], self.reactor.time()
+                ):
+                    self.log(line)
+                continue
+            admitted += 1
+            for old in decision.evict:
+                link = self.links.get(old) if isinstance(old, socket.socket) else None
+                if link is not None:
+                    link.push_out(decision.reason)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.links.add(Link(self, sock, f"{address[0]}:{address[1]}"))
+            self.links[sock] = Link(self, sock, (str(address[0]), int(address[1])))
+
+    def forget(self, link: Link) -> None:
+        """``link`` has closed: it no longer counts against any cap."""
+        sock = link.stream.sock
+        self.admission.gone(sock)
+        if self.links.get(sock) is link:
+            del self.links[sock]
 
     def _accept_failed(self, exc: OSError) -> None:
         """Out of descriptors (EMFILE, ENFILE) or memory: stop accepting for a
@@ -396,7 +567,7 @@ class Server:
         if self._holding:
             self._commit()
         now = self.reactor.time()
-        for link in list(self.links):
+        for link in list(self.links.values()):
             link.connection.shut_down(now)
             link._settle()
         self.reactor.stop()
@@ -407,9 +578,12 @@ def _parser() -> argparse.ArgumentParser:
         prog=PROGRAM,
         description="BlueTrace health-authority server: authenticates phones, issues "
         "TempIDs and checks uploaded contact logs.",
-        epilog="Signals: SIGINT or SIGTERM stop the server (exit 0); SIGHUP reloads "
-        "credentials.txt. Exit status: 0 after a stop, 1 when the data files or the port "
-        "cannot be used, 2 for a usage error.",
+        epilog="Signals: SIGINT or SIGTERM stop the server (exit 0). SIGUSR1 reloads "
+        "credentials.txt; so does SIGHUP by default, which is why closing the terminal the "
+        "server runs in does not stop it (run it under nohup, tmux or a service manager "
+        "anyway). With --reload-signal USR1, SIGHUP stops the server like SIGTERM (the "
+        "terminal closed) and only SIGUSR1 reloads. Exit status: 0 after a stop, 1 when the "
+        "data files or the port cannot be used, 2 for a usage error.",
     )
     parser.add_argument("server_port", type=port, help="TCP port to listen on (0: any free port)")
     parser.add_argument(
@@ -512,6 +686,44 @@ def _parser() -> argparse.ArgumentParser:
         default=defaults.max_held_entries,
         help="upload entries held in all unfinished uploads together (default: %(default)s)",
     )
+    caps = Caps()
+    limits.add_argument(
+        "--max-connections",
+        type=whole(16, 1_000_000),
+        help="connections open at once; past it new ones are closed at once; at most "
+        f"{caps.unauthenticated_share:.0%} of them may be connections not yet logged in, "
+        "the oldest of which give way to new ones (default: "
+        f"{caps.max_connections}, or what the descriptor limit allows less "
+        f"{RESERVED_DESCRIPTORS} if that is fewer)",
+    )
+    limits.add_argument(
+        "--max-connections-per-address",
+        type=whole(1, 1_000_000),
+        default=caps.per_address,
+        help="connections open at once from one source address; past it new ones are "
+        "closed at once (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--max-unauthenticated-per-address",
+        type=whole(1, 1_000_000),
+        default=caps.unauthenticated_per_address,
+        help="connections from one source address not yet logged in (TLS handshakes "
+        "included); past it that address's oldest one is closed (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--handshake-timeout",
+        type=seconds(0, 3600),
+        default=DEFAULT_HANDSHAKE_TIMEOUT,
+        help="with TLS: seconds a connection may take to finish its handshake "
+        "(up to an hour; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--reload-signal",
+        choices=("HUP", "USR1"),
+        default="HUP",
+        help="the signal that reloads credentials.txt besides SIGUSR1: HUP (the default) or "
+        "USR1, which makes SIGHUP (the terminal closed) stop the server",
+    )
     parser.add_argument(
         "--allow-registration",
         action="store_true",
@@ -576,6 +788,20 @@ def _load(data_dir: Path) -> tuple[dict[str, str], bytes, TempIDRegistry, int] |
     return credentials, CredentialReloader.digest(data), tempids, report.loaded
 
 
+def _handle_signals(
+    reactor: Reactor, server: Server, reloader: CredentialReloader, reload_signal: str
+) -> None:
+    """SIGINT and SIGTERM stop the server, SIGUSR1 reloads credentials.txt;
+    SIGHUP does either, as --reload-signal says (closing the terminal sends it)."""
+    stops = [signal.SIGINT, signal.SIGTERM]
+    reloads = [signal.SIGUSR1]
+    (reloads if reload_signal == "HUP" else stops).append(signal.SIGHUP)
+    for signum in stops:
+        reactor.add_signal_handler(signum, server.shut_down)
+    for signum in reloads:
+        reactor.add_signal_handler(signum, reloader.request)
+
+
 def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
     data_dir: Path = args.data_dir
     loaded = _load(data_dir)
@@ -587,7 +813,15 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
     tls_context = _tls_context(args)
     if isinstance(tls_context, str):
         return fail(PROGRAM, tls_context)
-    raise_descriptor_limit()
+    descriptors = raise_descriptor_limit()
+    most = args.max_connections
+    if most is None:
+        most = max(16, min(Caps.max_connections, descriptors - RESERVED_DESCRIPTORS))
+    caps = Caps(
+        max_connections=most,
+        per_address=args.max_connections_per_address,
+        unauthenticated_per_address=args.max_unauthenticated_per_address,
+    )
     try:
         listener = socket.create_server(
             (args.host, args.server_port), family=socket.AF_INET, backlog=1024, reuse_port=False
@@ -641,16 +875,18 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
         queue_limit=args.work_queue,
         log=lambda text: err.write_line(f"{PROGRAM}: {text}"),
     )
-    server = Server(reactor, core, listener, out=out, err=err, tls=tls_context, workers=workers)
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        reactor.add_signal_handler(signum, server.shut_down)
+    server = Server(
+        reactor, core, listener, out=out, err=err, tls=tls_context, caps=caps,
+        handshake_timeout=args.handshake_timeout, workers=workers,
+    )  # fmt: skip
     reloader = CredentialReloader(reactor, core, data_dir / "credentials.txt", server.log)
     reloader.loaded_digest = credentials_digest
-    reactor.add_signal_handler(signal.SIGHUP, reloader.request)
+    _handle_signals(reactor, server, reloader, args.reload_signal)
     host, bound_port = listener.getsockname()[:2]
     server.log(
         f"listening on {host}:{bound_port} ({len(credentials)} users, "
-        f"{known} TempIDs known{', TLS' if tls_context is not None else ''})"
+        f"{known} TempIDs known{', TLS' if tls_context is not None else ''}; "
+        f"at most {caps.max_connections:,} connections)"
     )
     try:
         reactor.run()

@@ -59,6 +59,15 @@ class Log:
 
 
 @dataclass(frozen=True, slots=True)
+class Rejected(Log):
+    """A diagnostic about a connection refused for what its peer did (a broken
+    frame, a failed TLS handshake, no login in time). One client can cause
+    any number of these, so the host summarises them by ``kind``."""
+
+    kind: str = "broken frames"
+
+
+@dataclass(frozen=True, slots=True)
 class NeedsCommit:
     """Records were written: sync the stores this turn, then call
     :meth:`ServerConnection.commit_done` with the result."""
@@ -81,7 +90,7 @@ class CloseConnection:
     """Close the transport once the bytes already taken are sent."""
 
 
-ServerEvent = Output | Log | NeedsCommit | NeedsWork | CloseConnection
+ServerEvent = Output | Log | Rejected | NeedsCommit | NeedsWork | CloseConnection
 NEEDS_COMMIT: Final = NeedsCommit()
 CLOSE: Final = CloseConnection()
 
@@ -247,6 +256,7 @@ class ServerConnection:
         self._more_work = False
         self._last_frame = now
         self._waiting: _Waiting | None = None
+        self._work_done = 0
 
     # -- what the host reads ------------------------------------------------
     @property
@@ -299,14 +309,23 @@ class ServerConnection:
             and held * 64 + len(self._out) < self.limits.output_high_water
         )
 
+    def take_work(self) -> int:
+        """Work units done since the last call (a frame, refused or not, is
+        one; an UPLOAD chunk its share of a call; a slice of checking a whole
+        call): what the host charges against the loop turn's shared budget."""
+        done, self._work_done = self._work_done, 0
+        return done
+
     def has_pending_work(self) -> bool:
         """Input is buffered that the budget left for later: call
         :meth:`continue_work` on the next loop turn."""
         return not self._closed and self._closing is None and self._more_work
 
     # -- what the host tells --------------------------------------------------
-    def receive_data(self, data: bytes, now: float) -> None:
-        """Bytes from the peer; ``b""`` when the peer has closed its side."""
+    def receive_data(self, data: bytes, now: float, budget: int | None = None) -> None:
+        """Bytes from the peer; ``b""`` when the peer has closed its side.
+        ``budget``: work units this call may do (at most the per-call budget);
+        what is left waits for :meth:`continue_work`."""
         if self._closed:
             return
         if not data:
@@ -322,13 +341,14 @@ class ServerConnection:
         try:
             self._decoder.feed(data)
         except ProtocolError as exc:
+            self._work_done += 1  # a refused header is work too
             self._broken(exc)
             return
-        self._work(now)
+        self._work(now, budget)
 
-    def continue_work(self, now: float) -> None:
+    def continue_work(self, now: float, budget: int | None = None) -> None:
         if self.has_pending_work():
-            self._work(now)
+            self._work(now, budget)
 
     def handle_timer(self, now: float) -> None:
         if self._closed:
@@ -346,7 +366,9 @@ class ServerConnection:
             return
         if self.state is State.AWAITING_LOGIN:
             if self._login_deadline is not None and now >= self._login_deadline:
-                self._events.append(Log(f"{self.peer}: no login within the login timeout"))
+                self._events.append(
+                    Rejected(f"{self.peer}: no login within the login timeout", "no login in time")
+                )
                 self._apply(Event.LOGIN_TIMEOUT, now, "no login within the time allowed")
         elif now >= self._idle_deadline():
             idle = now - self._last_frame
@@ -393,15 +415,17 @@ class ServerConnection:
             )
             self._login_decided(event, waiting.username, now)
         if self._closing is None:
-            self._work(now)
+            self._more_work = True  # the frames behind it, in the host's next turn
 
-    def connection_lost(self, reason: str) -> None:
-        """The transport failed (reset, error): drop what was in progress."""
+    def connection_lost(self, reason: str, rejected: str | None = None) -> None:
+        """The transport failed (reset, error): drop what was in progress.
+        ``rejected``: the peer broke the transport (TLS), logged as that kind."""
         if self._closed:
             return
         if self._closing is None:
             self._abandon(f"connection lost: {reason}")
-            self._events.append(Log(f"{self.peer}: connection lost: {reason}"))
+            text = f"{self.peer}: connection lost: {reason}"
+            self._events.append(Log(text) if rejected is None else Rejected(text, rejected))
         self.state = State.CLOSED
         self._closed = True
 
@@ -419,35 +443,41 @@ class ServerConnection:
         self._maybe_close()
 
     # -- the work loop --------------------------------------------------------
-    def _work(self, now: float) -> None:
+    def _work(self, now: float, share: int | None = None) -> None:
         budget = self.limits.frames_per_call
+        if share is not None:
+            budget = max(1, min(budget, share))
         self._more_work = False
         while self._closing is None and self._waiting is None:
             if budget <= 0:
                 self._more_work = True
                 return
-            budget -= 1
             if self._checking is not None:
                 # One slice of checking is a whole call's work.
                 if self._checking.step(self.limits.entries_per_call):
                     self._finish_checking()
+                self._work_done += self.limits.frames_per_call
                 budget = 0
                 continue
             try:
                 message = self._decoder.next_message()
             except ProtocolError as exc:
+                self._work_done += 1  # a refused frame costs like any other
                 self._broken(exc)
                 return
             if isinstance(message, _NeedData):
                 return
             self._last_frame = now
+            cost = 1
             if isinstance(message, UploadRequest):
                 # A chunk costs its share of a call's entries, not one frame:
                 # decoding 32 full chunks in one call would hold the loop
                 # for tens of milliseconds.
-                budget -= len(message.entries) * self.limits.frames_per_call // max(
+                cost += len(message.entries) * self.limits.frames_per_call // max(
                     1, self.limits.entries_per_call
                 )
+            budget -= cost
+            self._work_done += cost
             self._handle(message, now)
 
     def _handle(self, message: Message, now: float) -> None:
@@ -708,7 +738,7 @@ class ServerConnection:
     def _broken(self, exc: ProtocolError) -> None:
         """The peer broke framing: explain once and close at once."""
         self._abandon(f"broken frame: {exc}")
-        self._events.append(Log(f"{self.peer}: {exc}"))
+        self._events.append(Rejected(f"{self.peer}: {exc}"))
         code = ErrorCode.TOO_LARGE if isinstance(exc, FrameTooLargeError) else ErrorCode.MALFORMED
         event = Event.OVERSIZED if code is ErrorCode.TOO_LARGE else Event.MALFORMED
         row = transition(self.state, event)

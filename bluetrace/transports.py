@@ -31,6 +31,12 @@ class Stream:
     ``write`` sends at once and queues only what the kernel did not take;
     the writer callback is set only while something is queued, so the loop
     never spins on an idle writable socket.
+
+    With ``on_readable``, the stream does not read when its socket becomes
+    readable: it stops watching the socket and tells its owner, who calls
+    :meth:`pull` when the socket's turn comes. That is how a server shares
+    each loop turn fairly among thousands of sockets that are all readable
+    at once, instead of reading (and working on) every one of them.
     """
 
     def __init__(
@@ -39,17 +45,21 @@ class Stream:
         sock: socket.socket,
         on_data: Callable[[bytes], None],
         on_close: Callable[[OSError | None], None],
+        on_readable: Callable[[], None] | None = None,
     ) -> None:
         self.reactor = reactor
         self.sock = sock
         self.on_data = on_data
         self.on_close = on_close
+        self.on_readable = on_readable
         self.closed = False
         self._queue: deque[memoryview] = deque()
         self._queued = 0
         self._close_when_flushed = False
         self._want_read = True
         self._reading = False
+        self._parked = False
+        """Readable, reported to the owner, waiting for :meth:`pull`."""
         sock.setblocking(False)
         self._update()
 
@@ -101,10 +111,33 @@ class Stream:
         self._queued = 0
         self.reactor.call_soon(lambda: self.on_close(error))
 
+    @property
+    def parked(self) -> bool:
+        """The socket was readable and the owner has not pulled yet."""
+        return self._parked and not self.closed
+
+    def pull(self) -> int:
+        """Read once (the owner's turn for this socket, see ``on_readable``);
+        the bytes taken, 0 at the peer's end or an error (then closed)."""
+        self._parked = False
+        self._update()
+        return self._read()
+
+    def unpark(self) -> None:
+        """Give the turn back without reading: reading follows ``set_reading``."""
+        if self._parked:
+            self._parked = False
+            self._update()
+
     def _update(self) -> None:
         if self.closed:
             return
-        reading = self._want_read and not self._close_when_flushed and self._queued < HIGH_WATER
+        reading = (
+            self._want_read
+            and not self._parked
+            and not self._close_when_flushed
+            and self._queued < HIGH_WATER
+        )
         if reading != self._reading:
             self._reading = reading
             if reading:
@@ -119,17 +152,28 @@ class Stream:
     def _on_readable(self) -> None:
         if self.closed:
             return
+        if self.on_readable is not None:
+            self._parked = True
+            self._update()
+            self.on_readable()
+            return
+        self._read()
+
+    def _read(self) -> int:
+        if self.closed:
+            return 0
         try:
             data = self.sock.recv(RECV_SIZE)
         except (BlockingIOError, InterruptedError):
-            return
+            return 0
         except OSError as exc:
             self.close(exc)
-            return
+            return 0
         if not data:
             self.close()
-            return
+            return 0
         self.on_data(data)
+        return len(data)
 
     def _on_writable(self) -> None:
         while self._queue and not self.closed:

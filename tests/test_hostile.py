@@ -153,8 +153,11 @@ def test_out_of_descriptors_the_server_backs_off_and_recovers(tmp_path: Path) ->
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
     err_path = tmp_path / "err.txt"
+    # --max-connections above the descriptor limit (by default the cap keeps
+    # below it, see test_loop_floods), so that the descriptors do run out.
     with err_path.open("wb") as err, hostile_server(
-        tmp_path, stdout=subprocess.DEVNULL, stderr=err, preexec=small_limit
+        tmp_path, stdout=subprocess.DEVNULL, stderr=err, preexec=small_limit,
+        args=("--max-connections", "1000", "--max-unauthenticated-per-address", "1000"),
     ) as (proc, port):
         held = []
         for _ in range(limit + 20):

@@ -13,11 +13,14 @@ from bluetrace.bench import (
     checking,
     churn,
     flood,
+    handshakes,
     hashing,
     held,
+    idle,
     parsers,
     pipelining,
     sessions,
+    spread,
     startup,
 )
 from bluetrace.bench.context import Context
@@ -36,6 +39,9 @@ PARTS: dict[str, tuple[Callable[[Context], None], str]] = {
     "churn": (churn.run, "memory over 100,000 connect/close cycles, one idle connection"),
     "pipelining": (pipelining.run, "sessions while an unauthenticated peer floods 1 MiB"),
     "hashing": (hashing.run, "plain sessions while 300 connections log in as a hashed user"),
+    "spread": (spread.run, "sessions while 250, then 1,000 connections pipeline 64 KiB each"),
+    "handshakes": (handshakes.run, "TLS sessions while 1,000 ClientHellos/s flood the server"),
+    "idle": (idle.run, "sessions while 21,000 idle connections come from 3 addresses"),
     "beacons": (beacons.run, "highest beacon rate a phone logs with no loss"),
     "flood": (flood.run, "command latency while 2,000 beacons/s flood a phone; CPU after"),
 }

@@ -56,9 +56,11 @@ class Context:
         write_credentials(folder / "credentials.txt", LOAD_USERS)
         return folder
 
-    def server(self, folder: Path, block: str = "60", timeout: float = 120.0) -> ServerProcess:
-        """bluetrace's server on an OS-chosen port, ended with the run."""
-        server = ServerProcess(folder, block, timeout=timeout, source=self.source)
+    def server(
+        self, folder: Path, block: str = "60", *options: str, timeout: float = 120.0
+    ) -> ServerProcess:
+        """bluetrace's server on an OS-chosen port (with ``options``), ended with the run."""
+        server = ServerProcess(folder, block, *options, timeout=timeout, source=self.source)
         self.children.servers.append(server)
         return server
 

@@ -22,6 +22,12 @@ class Sizes:
     pipeline_seconds: float
     beacon_rates: tuple[int, ...]
     beacon_seconds: float
+    spread_connections: tuple[int, ...]
+    spread_bytes: int
+    spread_seconds: float
+    hello_rate: int
+    hello_seconds: float
+    idle_connections: int
 
 
 FULL = Sizes(
@@ -38,6 +44,12 @@ FULL = Sizes(
     pipeline_seconds=15.0,
     beacon_rates=(5_000, 10_000, 15_000, 20_000, 25_000, 30_000, 35_000, 40_000),
     beacon_seconds=1.0,
+    spread_connections=(250, 1_000),
+    spread_bytes=64 << 10,
+    spread_seconds=8.0,
+    hello_rate=1_000,
+    hello_seconds=8.0,
+    idle_connections=21_000,
 )
 
 QUICK = Sizes(
@@ -54,4 +66,10 @@ QUICK = Sizes(
     pipeline_seconds=0.5,
     beacon_rates=(500, 1_000),
     beacon_seconds=0.2,
+    spread_connections=(20,),
+    spread_bytes=8 << 10,
+    spread_seconds=0.5,
+    hello_rate=50,
+    hello_seconds=0.5,
+    idle_connections=150,
 )

@@ -1,0 +1,392 @@
+"""Floods of connections: the loop turn's shared budget, the connection caps,
+the TLS handshake deadline, summarised log lines, and the reload signal.
+
+The turn-budget tests drive an in-process :class:`Server` one loop turn at a
+time over real loopback sockets and count what one turn did; the rest run the
+server as a real process. No timing is asserted: figures are the bench's
+(``spread``, ``handshakes``, ``idle``).
+"""
+
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+from bluetrace.bench.hostile import client_hello
+
+from bluetrace.admission import Admission, Caps, LineSummary
+from bluetrace.bench.frames import TEMPID_REQUEST
+from bluetrace.clock import SystemClock
+from bluetrace.framing import FrameDecoder
+from bluetrace.messages import (
+    ErrorReply,
+    LoginReply,
+    LoginRequest,
+    TempIDReply,
+    TempIDRequest,
+    encode,
+)
+from bluetrace.output import LineOutput
+from bluetrace.reactor import Reactor
+from bluetrace.server import HANDSHAKE_UNITS, TURN_BUDGET, Server
+from bluetrace.server_core import Limits, ServerCore
+from bluetrace.stores import MemoryCheckStore, MemoryTempIDStore
+from bluetrace.tls import server_context
+from bluetrace.wire import ErrorCode, LoginStatus
+from tests.harness import WAIT, FrameClient, OutputFile, running_server, wait_until
+from tests.pair import USERS, ServerSide
+
+USER, PASSWORD = "+61410888888", "comp3331"
+MAX_TURNS = 2_000
+
+
+# -- an in-process server, one loop turn at a time --------------------------------
+
+
+@contextmanager
+def loop_server(tmp_path: Path, tls: ssl.SSLContext | None = None) -> Iterator[Server]:
+    reactor = Reactor()
+    core = ServerCore(
+        dict(USERS), 60.0, SystemClock(), tempids={},
+        tempid_store=MemoryTempIDStore(), check_store=MemoryCheckStore(),
+        limits=Limits(),
+    )  # fmt: skip
+    listener = socket.create_server(("127.0.0.1", 0))
+    with ExitStack() as stack:
+        fds = [os.open(tmp_path / name, os.O_WRONLY | os.O_CREAT) for name in ("out", "err")]
+        for fd in fds:
+            stack.callback(os.close, fd)
+        out = LineOutput(reactor, fds[0], "stdout")
+        err = LineOutput(reactor, fds[1], "stderr")
+        server = Server(reactor, core, listener, out=out, err=err, tls=tls)
+        try:
+            yield server
+        finally:
+            for link in list(server.links.values()):
+                link.stream.close()
+            listener.close()
+            reactor.close()
+
+
+def _turn(server: Server) -> None:
+    server.reactor.run_once(max_wait=0.5)
+
+
+def _accepted(server: Server, count: int) -> None:
+    for _ in range(MAX_TURNS):
+        if len(server.links) >= count:
+            return
+        _turn(server)
+    raise AssertionError(f"{len(server.links)} of {count} connections accepted")
+
+
+def _connect(port: int, count: int) -> list[socket.socket]:
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=WAIT) for _ in range(count)]
+    for sock in socks:
+        sock.setblocking(True)  # sendall whole; reads below are MSG_DONTWAIT
+    return socks
+
+
+def _available(sock: socket.socket) -> bytes:
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(1 << 20, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+def test_one_turn_does_the_shared_budget_however_many_connections_flood(
+    tmp_path: Path,
+) -> None:
+    """Before: each readable connection did a whole call (32 frames) in every
+    turn, so 40 pipelining connections made one turn 1,280 frames long; the
+    turn is now TURN_BUDGET units shared round robin, and a healthy login
+    among them is still answered within two turns."""
+    flooders_count = 40
+    with loop_server(tmp_path) as server:
+        port = server.listener.getsockname()[1]
+        flooders = _connect(port, flooders_count)
+        healthy = _connect(port, 1)[0]
+        _accepted(server, flooders_count + 1)
+        for sock in flooders:
+            sock.sendall(TEMPID_REQUEST * 1_000)
+        healthy_login = FrameDecoder()
+        healthy.sendall(encode(LoginRequest(USER, PASSWORD)))
+        _turn(server)
+        answered = [len(FrameDecoder().messages(_available(sock))) for sock in flooders]
+        assert sum(answered) <= TURN_BUDGET + Limits().frames_per_call
+        replies = healthy_login.messages(_available(healthy))
+        if not replies:
+            _turn(server)
+            replies = healthy_login.messages(_available(healthy))
+        assert replies == [LoginReply(LoginStatus.OK)]
+        # Round robin: in a few more turns every flooder has had its share.
+        for _ in range(4):
+            _turn(server)
+            for index, sock in enumerate(flooders):
+                answered[index] += len(FrameDecoder().messages(_available(sock)))
+        assert all(count > 0 for count in answered)
+        for sock in [*flooders, healthy]:
+            sock.close()
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs openssl")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "2", "-subj", "/CN=localhost"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_tls_handshakes_share_the_turn_budget(
+    tmp_path: Path, certificate: tuple[Path, Path]
+) -> None:
+    """Before: every ClientHello that arrived was answered in the same turn
+    (a key exchange and a signature each); now a turn takes at most its
+    budget's worth of handshakes and the rest wait their turn."""
+    count = 24
+    with loop_server(tmp_path, server_context(*certificate)) as server:
+        port = server.listener.getsockname()[1]
+        socks = _connect(port, count)
+        _accepted(server, count)
+        hello = client_hello()
+        for sock in socks:
+            sock.sendall(hello)
+        _turn(server)
+        answered = sum(1 for sock in socks if _available(sock))
+        assert 0 < answered <= TURN_BUDGET // HANDSHAKE_UNITS + 1
+        for _ in range(count):
+            _turn(server)
+            answered += sum(1 for sock in socks if _available(sock))
+            if answered == count:
+                break
+        assert answered == count  # each had its turn in the end
+        for sock in socks:
+            sock.close()
+
+
+# -- the server as a real process ------------------------------------------------
+
+
+def _idle(port: int, source: str) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=WAIT, source_address=(source, 0))
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    sock.settimeout(WAIT)
+    try:
+        return all(sock.recv(65536) == b"" for _ in range(1))
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_an_unfinished_tls_handshake_is_closed_at_its_deadline(
+    tmp_path: Path, certificate: tuple[Path, Path]
+) -> None:
+    """Before: a half-finished handshake held its connection (and 48 KiB) for
+    the whole login timeout; now for --handshake-timeout."""
+    cert, key = certificate
+    with running_server(
+        tmp_path, "--tls-cert", str(cert), "--tls-key", str(key), "--handshake-timeout", "0.3"
+    ) as server:
+        silent = _idle(server.port, "127.0.0.1")
+        started = _idle(server.port, "127.0.0.1")
+        started.sendall(client_hello())
+        for sock in (silent, started):
+            sock.settimeout(WAIT)
+            while True:  # the server's flight, then its close
+                try:
+                    data = sock.recv(65536)
+                except ConnectionResetError:
+                    break
+                if not data:
+                    break
+            sock.close()
+        server.stderr.wait_for(r"no TLS handshake within 0\.3 s")
+
+
+def test_idle_connections_from_three_addresses_do_not_lock_out_a_phone(tmp_path: Path) -> None:
+    """Before: idle connections that never log in took every descriptor, the
+    server stopped accepting, and a phone could not log in for the whole
+    login timeout. Now connections not logged in are capped below the
+    descriptor limit and the oldest give way."""
+    limit = 200
+
+    def small_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    data = tmp_path / "server"
+    data.mkdir()
+    shutil.copy(Path(__file__).parent.parent / "bluetrace" / "samples" / "credentials.txt", data)
+    err_path = tmp_path / "err.txt"
+    with err_path.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bluetrace.server", "0", "60", "--host", "127.0.0.1",
+             "--data-dir", str(data)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, cwd=data,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+            preexec_fn=small_limit,  # noqa: PLW1509
+        )  # fmt: skip
+    held: list[socket.socket] = []
+    try:
+        log = OutputFile(err_path)
+        port = int(log.wait_for(r"listening on [\d.]+:(\d+)").group(1))
+        for source in ("127.0.0.1", "127.0.0.2", "127.0.0.3"):
+            held += [_idle(port, source) for _ in range(limit // 2)]
+        phone = FrameClient(port)
+        assert phone.call(LoginRequest(USER, PASSWORD)) == LoginReply(LoginStatus.OK)
+        assert isinstance(phone.call(TempIDRequest()), TempIDReply)
+        phone.close()
+        # The idle ones pushed out are counted, not logged one line each.
+        assert wait_until(lambda: "pushed out" in log.drain() or "closed for" in log.drain())
+        assert log.drain().count("closed for") <= LineSummary.LINES_PER_INTERVAL
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(WAIT) == 0
+    finally:
+        for sock in held:
+            sock.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(WAIT)
+
+
+def test_the_oldest_connection_not_logged_in_gives_way_per_address(tmp_path: Path) -> None:
+    with running_server(tmp_path, "--max-unauthenticated-per-address", "3") as server:
+        first, *others = [_idle(server.port, "127.0.0.2") for _ in range(3)]
+        elsewhere = _idle(server.port, "127.0.0.3")
+        newest = FrameClient(server.port, "127.0.0.2")
+        assert _closed_by_server(first)
+        assert newest.call(LoginRequest(USER, PASSWORD)) == LoginReply(LoginStatus.OK)
+        # Logged in, it no longer counts: a third may wait beside the other two.
+        more = _idle(server.port, "127.0.0.2")
+        for sock in [*others, elsewhere]:
+            sock.settimeout(0.2)
+            with pytest.raises(TimeoutError):
+                sock.recv(1)  # still open
+        for sock in [first, *others, elsewhere, more]:
+            sock.close()
+        newest.close()
+
+
+def test_malformed_connections_are_summarised_not_logged_one_line_each(tmp_path: Path) -> None:
+    """Before: one stderr line per malformed connection (0.38 GB an hour from
+    one client); now the first few of an interval, then a count."""
+    count = 20
+    with running_server(tmp_path) as server:
+        for _ in range(count):
+            client = FrameClient(server.port)
+            client.sock.sendall(b"\x07\x01\x00\x00\x00\x00")  # an unknown version
+            reply = client.receive()
+            assert isinstance(reply, ErrorReply)
+            assert reply.code is ErrorCode.MALFORMED
+            assert client.closed_by_peer()
+            client.close()
+        phone = FrameClient(server.port)  # served after them: their lines are out
+        assert phone.call(LoginRequest(USER, PASSWORD)) == LoginReply(LoginStatus.OK)
+        server.stderr.wait_for(re.escape(f"{USER} login"))
+        lines = [line for line in server.stderr.drain().splitlines() if "version" in line]
+        assert 1 <= len(lines) <= LineSummary.LINES_PER_INTERVAL
+        phone.close()
+
+
+def test_reload_signal_usr1_makes_sighup_stop_the_server(tmp_path: Path) -> None:
+    with running_server(tmp_path, "--reload-signal", "USR1") as server:
+        server.proc.send_signal(signal.SIGUSR1)
+        server.stderr.wait_for("credentials unchanged")
+        server.proc.send_signal(signal.SIGHUP)  # the terminal closed
+        assert server.proc.wait(WAIT) == 0
+        server.stderr.wait_for("stopped")
+
+
+def test_by_default_sighup_and_sigusr1_both_reload(tmp_path: Path) -> None:
+    with running_server(tmp_path) as server:
+        server.proc.send_signal(signal.SIGHUP)
+        server.stderr.wait_for("credentials unchanged")
+        server.proc.send_signal(signal.SIGUSR1)
+        server.stderr.wait_for("(?s)credentials unchanged.*credentials unchanged")
+        assert server.proc.poll() is None
+
+
+# -- the sans-I/O pieces ----------------------------------------------------------
+
+
+def test_refused_frames_are_charged_as_work() -> None:
+    side = ServerSide()
+    link = side.connect()
+    link.connection.receive_data(TEMPID_REQUEST * 10, side.clock.monotonic())
+    assert link.connection.take_work() == 10  # each answered NOT_LOGGED_IN
+    link.connection.receive_data(b"\x07\x01\x00\x00\x00\x00", side.clock.monotonic())
+    assert link.connection.take_work() == 1  # a broken header too
+    assert link.connection.take_work() == 0
+
+
+def test_a_share_below_the_call_budget_leaves_the_rest_for_later() -> None:
+    side = ServerSide()
+    link = side.connect()
+    link.connection.receive_data(TEMPID_REQUEST * 10, side.clock.monotonic(), budget=3)
+    assert link.connection.take_work() == 3
+    assert link.connection.has_pending_work()
+    assert not link.connection.wants_input()
+
+
+def test_admission_caps_and_who_gives_way() -> None:
+    admission: Admission[str] = Admission(
+        Caps(max_connections=6, per_address=4, unauthenticated_per_address=2)
+    )
+    assert admission.admit("a1", "A").admitted
+    assert admission.admit("a2", "A").admitted
+    decision = admission.admit("a3", "A")
+    assert decision.admitted
+    assert decision.evict == ("a1",)  # the address's oldest not logged in
+    admission.logged_in("a2")
+    admission.logged_in("a3")
+    assert admission.admit("a4", "A").admitted
+    assert admission.admit("a5", "A").evict == ()
+    assert not admission.admit("a6", "A").admitted  # four open from A: the address cap
+    assert admission.admit("b1", "B").admitted
+    decision = admission.admit("b2", "B")
+    # Three not logged in server-wide is half of six: the server's oldest gives way.
+    assert decision.admitted
+    assert decision.evict == ("a4",)
+    assert admission.admit("c1", "C").evict == ("a5",)
+    assert admission.admit("c2", "C").evict == ("b1",)
+    for key in ("b2", "c1", "c2"):
+        admission.logged_in(key)
+    assert admission.admit("d1", "D").admitted
+    assert not admission.admit("d2", "D").admitted  # six open: the server's cap
+    for key in ("a2", "a3", "b2", "c1", "c2", "d1"):
+        admission.gone(key)
+    admission.gone("a2")  # twice is harmless
+    assert admission.open == 0
+    assert admission.waiting == 0
+
+
+def test_line_summary_shows_a_few_then_counts() -> None:
+    summary = LineSummary("malformed connections")
+    shown = [summary.note("broken frames", f"line {i}", f"10.0.0.{i % 3}", 0.0) for i in range(8)]
+    assert [lines for lines in shown if lines] == [[f"line {i}"] for i in range(5)]
+    (line,) = summary.note("broken frames", "later", "10.0.0.9", LineSummary.INTERVAL)[:1]
+    assert line == "3 more malformed connections not shown: 3 broken frames, from 3 addresses"
+    assert summary.summary(LineSummary.INTERVAL * 2) == []
