@@ -352,7 +352,8 @@ def _parser() -> argparse.ArgumentParser:
         "--max-contacts",
         type=whole(1, 10_000_000),
         default=DEFAULT_MAX_CONTACTS,
-        help="entries the contact log holds at most; beacons beyond are ignored "
+        help="entries the contact log holds at most; when it is full, each new contact "
+        "replaces the oldest (you are told once, and an upload says how many it left out) "
         "(default: %(default)s, what one upload may carry)",
     )
     security = parser.add_argument_group("TLS (opt-in; protocol_spec.md, 3.7)")

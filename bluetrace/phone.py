@@ -43,7 +43,17 @@ from bluetrace.wire import ErrorCode, LoginStatus, RegisterStatus
 DEFAULT_RETENTION = 180.0
 DEFAULT_REPLY_TIMEOUT = 30.0
 DEFAULT_MAX_CONTACTS = 200_000
-"""As many entries as one upload may hold: more could never be uploaded."""
+"""As many entries as one upload may hold: more could never be uploaded.
+
+A full log keeps the newest contacts, the ones a tracer needs: each new
+contact replaces the oldest entry (protocol_spec.md, section 5), the user is
+told once per episode of fullness, and an upload says how many entries it
+left out."""
+LEFT_OUT_RUNS = 1024
+"""Entries pushed out of a full log are counted in runs of arrival time, at
+most this many per retention period, so the count an upload reports costs
+bounded memory however long a flood lasts; it may include entries up to
+1/1024 of the retention past their expiry."""
 DEFAULT_REWRITE_INTERVAL = 1.0
 """Removals from the contact-log file are batched into at most one rewrite
 per interval, so a flood of expiring entries costs one rewrite a second,
@@ -119,6 +129,9 @@ class TempIDIssued:
 class UploadAcknowledged:
     sent: int
     received: int
+    left_out: int = 0
+    """Entries received within the retention that a full log pushed out to
+    make room for newer ones: they are not in this upload."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,10 +184,19 @@ class BeaconMalformed:
 
 @dataclass(frozen=True, slots=True)
 class BeaconIgnored:
-    """Not considered at all: not logged in, our own TempID, or the log is full."""
+    """Not considered at all: not logged in, or our own TempID."""
 
     sender: Address
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContactLogFull:
+    """The log has reached its cap: from now on each new contact replaces the
+    oldest entry. Told once per episode; the episode ends when expiries bring
+    the log below the cap."""
+
+    limit: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +225,7 @@ PhoneEvent = (
     | BeaconRejected
     | BeaconMalformed
     | BeaconIgnored
+    | ContactLogFull
     | ContactsExpired
     | StoreFailed
 )
@@ -264,12 +287,18 @@ class Phone:
         self._contacts: deque[tuple[float, TempIDWindow]] = deque()
         """(monotonic arrival, entry), oldest first: with one retention for
         all, arrival order is also removal order."""
+        self._pushed_out: deque[list[float]] = deque()
+        """Runs of entries a full log pushed out, oldest first, each
+        [first arrival, last arrival, count]: see LEFT_OUT_RUNS."""
+        self._full = False
+        """In an episode of fullness (the user has been told)."""
         self._decoder = FrameDecoder()
         self._out = bytearray()
         self._events: list[PhoneEvent] = []
         self._waiting: Waiting | None = None
         self._reply_deadline: float | None = None
         self._sent_entries = 0
+        self._left_out = 0
         self._pending_username: str | None = None
         self._file_stale = False
         self._last_rewrite = float("-inf")
@@ -354,6 +383,7 @@ class Phone:
             chunk = tuple(entries[first : first + size])
             self._out += encode(UploadRequest(chunk, final=first + size >= len(entries)))
         self._sent_entries = len(entries)
+        self._left_out = self.left_out(now)
         self._waiting = Waiting.UPLOAD
         self._reply_deadline = now + self.reply_timeout
         return len(entries)
@@ -391,11 +421,6 @@ class Phone:
         if not window.contains_key(self._key):
             self._events.append(BeaconRejected(window, sender, at))
             return
-        if len(self._contacts) >= self.max_contacts:
-            self._events.append(
-                BeaconIgnored(sender, f"the contact log is full ({self.max_contacts:,} entries)")
-            )
-            return
         try:
             self.store.append(window)
         except OSError as exc:
@@ -404,8 +429,42 @@ class Phone:
                 StoreFailed(f"could not save it to the contact log: {exc.strerror or exc}")
             )
             return
+        if len(self._contacts) >= self.max_contacts:
+            # Full: the newest contacts are the ones a tracer needs, so the
+            # oldest entry makes room; the file loses it at the next rewrite.
+            self._push_out(now)
+            if not self._full:
+                self._full = True
+                self._events.append(ContactLogFull(self.max_contacts))
         self._contacts.append((now, window))
         self._events.append(BeaconAccepted(window, sender, at))
+
+    def _push_out(self, now: float) -> None:
+        """Drop the oldest entry (or entries) so that one more fits, and count them."""
+        while self._contacts and len(self._contacts) >= self.max_contacts:
+            arrival, _ = self._contacts.popleft()
+            self._count_left_out(arrival, 1)
+        self._file_stale = True
+        self._forget_left_out(now)
+
+    def _count_left_out(self, arrival: float, count: int) -> None:
+        runs = self._pushed_out
+        if runs and arrival - runs[-1][0] <= self.retention / LEFT_OUT_RUNS:
+            runs[-1][1] = max(runs[-1][1], arrival)
+            runs[-1][2] += count
+        else:
+            runs.append([arrival, arrival, count])
+
+    def _forget_left_out(self, now: float) -> None:
+        """Runs whose entries would have expired by now no longer count."""
+        runs = self._pushed_out
+        while runs and runs[0][1] + self.retention <= now:
+            runs.popleft()
+
+    def left_out(self, now: float) -> int:
+        """Entries pushed out of a full log that would still be held now."""
+        self._forget_left_out(now)
+        return int(sum(run[2] for run in self._pushed_out))
 
     # -- input from the server -------------------------------------------------
     def receive_data(self, data: bytes, now: float) -> None:
@@ -454,6 +513,8 @@ class Phone:
         if expired:
             self._file_stale = True
             self._events.append(ContactsExpired(expired))
+            if self._full and len(self._contacts) < self.max_contacts:
+                self._full = False  # the episode is over; the next one is told again
         if self._file_stale and now >= self._last_rewrite + self.rewrite_interval:
             self._rewrite(now)
 
@@ -523,7 +584,9 @@ class Phone:
             self._events.append(TempIDIssued(message.window))
         elif waiting is Waiting.UPLOAD and isinstance(message, UploadReply):
             self._answered()
-            self._events.append(UploadAcknowledged(self._sent_entries, message.received))
+            self._events.append(
+                UploadAcknowledged(self._sent_entries, message.received, self._left_out)
+            )
         elif waiting is Waiting.LOGOUT and isinstance(message, LogoutReply):
             self._answered()
             self._logged_out()
@@ -554,13 +617,16 @@ class Phone:
             entries, problems = [], [f"cannot read it ({exc.strerror or exc}); starting empty"]
         now = self.clock.monotonic()
         # Entries found at start are treated as received now (spec-notes, section 4).
-        kept = entries[: self.max_contacts]
+        # Past the cap the newest are kept, as a full log keeps them.
+        kept = entries[max(0, len(entries) - self.max_contacts) :]
         self._contacts.extend((now, entry) for entry in kept)
         if len(entries) > len(kept):
             over = len(entries) - len(kept)
+            self._count_left_out(now, over)
+            self._file_stale = True
             problems.append(
-                f"{over:,} {'entry' if over == 1 else 'entries'} past the cap of "
-                f"{self.max_contacts:,} ignored"
+                f"it holds more than the cap of {self.max_contacts:,} entries; the "
+                f"{over:,} oldest {'is' if over == 1 else 'are'} left out and will be removed"
             )
         self._events.append(LoggedIn(username, len(kept), tuple(problems)))
 

@@ -24,6 +24,7 @@ from bluetrace.phone import (
     BeaconMalformed,
     BeaconRejected,
     ConnectionClosed,
+    ContactLogFull,
     ContactsExpired,
     LoggedIn,
     LoggedOut,
@@ -375,10 +376,12 @@ class Shell:
             return [Show(f"TempID: {event.window.tempid}"), Prompt(PROMPT)]
         if isinstance(event, UploadAcknowledged):
             self.stage = Stage.READY
-            return [
-                Show(f"Contact log uploaded: the server received {_entries(event.received)}."),
-                Prompt(PROMPT),
-            ]
+            shown = [Show(f"Contact log uploaded: the server received {_entries(event.received)}.")]
+            if event.left_out:
+                shown.append(Show(left_out_text(event.left_out, self.phone.max_contacts)))
+            return [*shown, Prompt(PROMPT)]
+        if isinstance(event, ContactLogFull):
+            return self._async([Show(full_text(event.limit))])
         if isinstance(event, UploadRefused):
             self.stage = Stage.READY
             return [Show(f"Upload refused by the server: {event.text}"), Prompt(PROMPT)]
@@ -503,6 +506,23 @@ def _report_lines(event: BeaconAccepted | BeaconRejected | BeaconMalformed) -> l
         Show(f"{format_timestamp(event.at)}."),
         Show(f"The beacon is {verdict}."),
     ]
+
+
+def full_text(limit: int) -> str:
+    """Shown once when the log reaches its cap (protocol_spec.md, section 5)."""
+    return (
+        f"The contact log is full ({limit:,} entries): from now on each new contact "
+        "replaces the oldest one."
+    )
+
+
+def left_out_text(count: int, limit: int) -> str:
+    """After an upload that lacks contacts a full log pushed out."""
+    return (
+        f"{_entries(count).capitalize()} received within the retention period "
+        f"{'was' if count == 1 else 'were'} left out: the contact log holds at most "
+        f"{limit:,} and made room for newer ones."
+    )
 
 
 def _entries(count: int) -> str:

@@ -358,3 +358,34 @@ def test_an_upload_past_200000_entries_is_refused_and_the_phone_stays_logged_in(
     assert "TempID: " in shown.split("Upload refused", 1)[1]  # still logged in
     checks = server.data_dir / "contact_checks.txt"
     assert not checks.exists() or checks.read_text() == ""
+
+
+def test_a_full_contact_log_keeps_the_newest_and_the_user_is_told(
+    world: tuple[ServerProcess, list[Phone], Path],
+) -> None:
+    """Issue 20, item 10, on the real phone: with room for three, the last
+    two of five contacts are kept (the oldest make room), the user hears of
+    it once, and the upload says what it left out."""
+    receiver = phone(world, "r", "--max-contacts", "3")
+    receiver.login("+61410999999")
+    log = receiver.folder / "+61410999999_contactlog.txt"
+    now = datetime.now().replace(microsecond=0)
+    windows = [
+        TempIDWindow(f"{i:020d}", now - timedelta(minutes=1), now + timedelta(minutes=14))
+        for i in range(5)
+    ]
+    seen = ""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+        for window in windows:
+            raw.sendto(encode_beacon(window), ("127.0.0.1", receiver.udp))
+            receiver.proc.expect_exact("The beacon is valid.")
+            seen += str(receiver.proc.before)
+    receiver.proc.expect_exact("> ")
+    seen += str(receiver.proc.before)
+    assert plain(seen).count("The contact log is full (3 entries)") == 1
+    newest = [window.tempid for window in windows[2:]]
+    assert wait_until(lambda: [line.split()[0] for line in log.read_text().splitlines()] == newest)
+    out = receiver.command("Upload_contact_log")
+    assert all(f"{tempid}," in out for tempid in newest)
+    assert f"{windows[0].tempid}," not in out
+    assert "2 entries received within the retention period were left out" in out

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from bluetrace.messages import TempIDWindow, encode_beacon
 from bluetrace.phone import (
+    LEFT_OUT_RUNS,
     BeaconAccepted,
     BeaconIgnored,
     BeaconMalformed,
@@ -251,14 +252,62 @@ def test_an_unwritable_contact_log_is_reported_and_the_phone_goes_on() -> None:
     assert pair.phone.contacts == []
 
 
-def test_the_contact_log_is_capped() -> None:
-    pair = logged_in_pair()
-    pair.phone.max_contacts = 2
-    for i in range(3):
+def _beacons(pair: ConnectionPair, count: int, first: int = 0) -> list[TempIDWindow]:
+    windows = []
+    for i in range(first, first + count):
         window = window_now(pair, f"{i:020d}")
         pair.phone.receive_beacon(encode_beacon(window), SENDER, pair.clock.monotonic())
+        windows.append(window)
+    return windows
+
+
+def test_a_full_log_keeps_the_newest_contacts_and_says_so_once() -> None:
+    pair = logged_in_pair(retention=180)
+    pair.phone.max_contacts = 2
+    windows = _beacons(pair, 5)
     kinds = [type(event).__name__ for event in pair.phone.next_events()]
-    assert kinds == ["BeaconAccepted", "BeaconAccepted", "BeaconIgnored"]
+    assert kinds == ["BeaconAccepted"] * 2 + ["ContactLogFull"] + ["BeaconAccepted"] * 3
+    assert pair.phone.contacts == windows[-2:]
+    pair.advance(1.0)  # the batched rewrite drops the pushed-out lines from the file
+    assert pair.store.entries == windows[-2:]
+    pair.phone.upload(pair.clock.monotonic())
+    assert pair.run() == [UploadAcknowledged(2, 2, 3)]
+
+
+def test_fullness_is_told_again_only_after_the_log_had_room() -> None:
+    pair = logged_in_pair(retention=10)
+    pair.phone.max_contacts = 2
+    _beacons(pair, 4)
+    pair.clock.advance(5)
+    _beacons(pair, 3, first=10)  # still full: not told again
+    kinds = [type(event).__name__ for event in pair.phone.next_events()]
+    assert kinds.count("ContactLogFull") == 1
+    events = pair.advance(10)  # everything expires: the episode is over
+    assert pair.phone.contacts == []
+    assert pair.phone.left_out(pair.clock.monotonic()) == 0  # they would have expired too
+    _beacons(pair, 3, first=20)
+    kinds = [type(event).__name__ for event in events + pair.phone.next_events()]
+    assert kinds.count("ContactLogFull") == 1
+    assert pair.phone.left_out(pair.clock.monotonic()) == 1
+
+
+def test_a_log_over_the_cap_at_login_keeps_its_newest_entries() -> None:
+    entries = [
+        TempIDWindow(f"{i:020d}", START, START + timedelta(minutes=14, seconds=59))
+        for i in range(5)
+    ]
+    store = MemoryContactStore(entries)
+    pair = ConnectionPair(store=store)
+    pair.phone.max_contacts = 3
+    pair.phone.login(ALICE, USERS[ALICE], pair.clock.monotonic())
+    logged_in = [event for event in pair.run() if isinstance(event, LoggedIn)]
+    assert logged_in[0].contacts_loaded == 3
+    assert "2 oldest are left out" in logged_in[0].problems[0]
+    assert pair.phone.contacts == entries[2:]
+    pair.advance(1.0)
+    assert store.entries == entries[2:]
+    pair.phone.upload(pair.clock.monotonic())
+    assert pair.run() == [UploadAcknowledged(3, 3, 2)]
 
 
 def test_auto_refresh_asks_for_a_new_tempid_before_expiry() -> None:
@@ -275,3 +324,15 @@ def test_auto_refresh_asks_for_a_new_tempid_before_expiry() -> None:
     assert isinstance(events[0], TempIDIssued)
     assert events[0].window.tempid != first.window.tempid
     assert events[0].window.start == first.window.expiry - timedelta(seconds=59)
+
+
+def test_a_long_flood_keeps_the_left_out_count_in_bounded_memory() -> None:
+    pair = logged_in_pair(retention=10)
+    pair.phone.max_contacts = 1
+    for i in range(5_000):  # 50 s of 100 beacons a second: five retentions
+        pair.clock.advance(0.01)
+        window = window_now(pair, f"{i:020d}")
+        pair.phone.receive_beacon(encode_beacon(window), SENDER, pair.clock.monotonic())
+    assert len(pair.phone._pushed_out) <= LEFT_OUT_RUNS + 1
+    # those of the last 10 s, less the one the log holds, to within a run's width
+    assert 998 <= pair.phone.left_out(pair.clock.monotonic()) <= 1_000
