@@ -4,15 +4,21 @@ A server's stdout or stderr may be a pipe nobody reads, a closed pipe, or a
 full disk. Written directly, any of these blocks or kills the server for
 every phone. Here lines go into a bounded buffer and out through the loop,
 non-blocking: when the buffer is full, lines are dropped and counted, and
-the count is reported once the stream drains; a stream that fails for good
-(EPIPE, ENOSPC, EIO) is disabled with one message on the other stream.
-The data files stay the record, so only terminal text can be lost.
+the count is reported once the stream drains (a single text larger than the
+whole buffer is refused at once, and said to be so); a stream that fails
+for good (EPIPE, ENOSPC, EIO) is disabled with one message on the other
+stream. The data files stay the record, so only terminal text can be lost.
+
+Usernames come from data files and peers, so every character that could
+drive a terminal (ESC and the other control characters, the marks that
+reorder text) is written as its escape.
 """
 
 import contextlib
 import errno
 import fcntl
 import os
+import re
 from collections import deque
 from collections.abc import Callable
 
@@ -23,6 +29,25 @@ DEFAULT_MAX_BUFFER = 4 * 1024 * 1024
 #: contact check prints megabytes) goes out over several turns, so writing it
 #: to a file or a fast pipe never holds up the phones for long.
 MAX_WRITE_PER_TURN = 1024 * 1024
+_UNPRINTABLE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""Control characters other than the line feed, and the invisible marks that
+reorder text: what would let a data file or a peer drive the terminal."""
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: each character of _UNPRINTABLE written
+    as its escape (ESC as ``\\x1b``). Usernames come from data files and
+    peers, and must not move the cursor, retitle the window or hide a line."""
+    if _UNPRINTABLE.search(text) is None:
+        return text
+    return _UNPRINTABLE.sub(lambda found: _escape(found.group()), text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
 _FATAL = (errno.EPIPE, errno.ENOSPC, errno.EIO, errno.EBADF, errno.EDQUOT, errno.EFBIG)
 
 
@@ -65,9 +90,19 @@ class LineOutput:
         self.write(text + "\n")
 
     def write(self, text: str) -> None:
+        """Queue ``text`` made printable (see :func:`printable`)."""
         if self.disabled:
             return
-        data = text.encode("utf-8", errors="replace")
+        data = printable(text).encode("utf-8", errors="replace")
+        if len(data) > self.max_buffer:
+            # No reader could make room for it: say so now, not later as if
+            # the stream had not been read.
+            lines = text.count("\n") or 1
+            self.write(
+                f"[{lines:,} lines dropped: one report of {len(data):,} bytes is larger "
+                f"than the {self.max_buffer:,}-byte {self.name} buffer]\n"
+            )
+            return
         if self._size + len(data) > self.max_buffer:
             self.dropped += text.count("\n") or 1
             return

@@ -40,6 +40,15 @@ from bluetrace.stores import CheckBatch, CheckRecord
 from bluetrace.timefmt import format_timestamp
 from bluetrace.wire import ErrorCode, LoginStatus, RegisterStatus
 
+REPORT_ENTRIES: Final = 1_000
+"""Entries of one upload shown on the server's terminal, in each of its two
+lists. An upload up to this size is reported exactly as the specification
+shows it; a larger one shows its first entries and a line saying how many
+more there are, how many known contacts are among them, and that all of
+them are in contact_checks.txt (the record; the terminal is a report). So
+a 200,000-entry upload reports in about 130 KB, not 27 MB that no terminal
+could show and the 4 MiB output buffer would drop."""
+CHECKS_FILE_NAME: Final = "contact_checks.txt"
 PRE_LOGIN_MAX_BODY = 2 * (1 + wire.MAX_TEXT_LEN)
 """Before login only LOGIN is legal, so a stranger may not make us buffer more."""
 
@@ -167,6 +176,10 @@ class _Checking:
         self.shown: list[str] = [f"received contact log from {uploader}"]
         self.checked: list[str] = ["Contact log checking"]
         self.batch: CheckBatch | None = None
+        self.reported = 0
+        """Entries shown so far (at most REPORT_ENTRIES)."""
+        self.known_unshown = 0
+        """Known contacts among the entries past REPORT_ENTRIES."""
         self._entries = (entry for chunk in upload.chunks for entry in chunk)
 
     def step(self, budget: int) -> bool:
@@ -183,20 +196,25 @@ class _Checking:
         done = True
         for entry in self._entries:
             tempid, start, expiry = entry.fields_text()
-            shown += (f"{tempid},", f"{start},", f"{expiry};")
             contact = lookup(tempid)
-            if contact is None:
-                checked.append(f"{tempid}: unknown TempID")
-            else:
-                checked += (f"{contact},", f"{start},", f"{tempid};")
+            if self.reported < REPORT_ENTRIES:
+                self.reported += 1
+                shown += (f"{tempid},", f"{start},", f"{expiry};")
+                if contact is None:
+                    checked.append(f"{tempid}: unknown TempID")
+                else:
+                    checked += (f"{contact},", f"{start},", f"{tempid};")
+            elif contact is not None:
+                self.known_unshown += 1
             records.append(CheckRecord(started, uploader, tempid, start, expiry, contact))
             budget -= 1
             if budget <= 0:
                 done = False
                 break
-        if records:
+        if shown:
             self.shown.append("\n".join(shown))
             self.checked.append("\n".join(checked))
+        if records:
             self.batch.add(records)
         return done
 
@@ -207,7 +225,23 @@ class _Checking:
         self.core.end_checks(self.owner)
 
     def text(self) -> str:
-        return "\n".join(self.shown + self.checked)
+        """The terminal report: the specification's two lists, each cut
+        after REPORT_ENTRIES entries with a line that says what was cut."""
+        count = self.upload.count
+        more = count - self.reported
+        if more <= 0:
+            return "\n".join(self.shown + self.checked)
+        known = self.known_unshown
+        contacts = f"{known:,} known contact{'' if known == 1 else 's'} among them"
+        return "\n".join(
+            [
+                *self.shown,
+                f"... and {more:,} more entries not shown ({count:,} in all)",
+                *self.checked,
+                f"... and {more:,} more checks not shown ({contacts}): "
+                f"all {count:,} are in {CHECKS_FILE_NAME}",
+            ]
+        )
 
 
 @dataclass(frozen=True, slots=True)

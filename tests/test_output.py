@@ -63,3 +63,26 @@ def test_a_large_report_through_a_pipe_arrives_whole(tmp_path: Path) -> None:
     os.close(write_end)
     os.close(read_end)
     assert received.decode().splitlines() == lines
+
+
+def test_a_text_larger_than_the_buffer_is_not_blamed_on_the_reader(tmp_path: Path) -> None:
+    """Issue 20, item 11: a report over the buffer was dropped, and the next
+    line said the stream "was not being read" although it was."""
+    path = tmp_path / "stdout.txt"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    reactor = Reactor(time.monotonic)
+    out = LineOutput(reactor, fd, "stdout", max_buffer=64 * 1024)
+    out.write_line("\n".join(_lines(2_000)))  # about 120 KiB
+    out.write_line("next")
+    for _ in range(MAX_TURNS):
+        reactor.run_once(max_wait=0)
+        if out.pending == 0:
+            break
+    out.close()
+    reactor.close()
+    os.close(fd)
+    shown = path.read_text()
+    assert "not being read" not in shown
+    assert shown.startswith("[2,000 lines dropped: one report of ")
+    assert "larger than the 65,536-byte stdout buffer]\n" in shown
+    assert shown.endswith("next\n")
