@@ -22,6 +22,8 @@ UNSUPPORTED_STATUS = 127
 the case needs (as in the QUIC interop runner): the case is UNSUPPORTED."""
 STARTUP = 5.0
 """Seconds a phone program may take to show its first prompt."""
+SHOWN_KEPT = 4096
+"""Characters of the phone's latest output kept for failure reports."""
 
 
 def free_udp_port() -> int:
@@ -45,7 +47,8 @@ class PhoneSession:
         self.kit_udp_port: int = self.udp.getsockname()[1]
         self.phone_udp_port = free_udp_port()
         self.conn: Conn | None = None
-        self.shown: list[str] = []
+        self.shown = ""
+        """The latest SHOWN_KEPT characters the phone printed, for reports."""
         self.program: PtyProgram | None = None
         try:
             argv = shlex.split(command.format(host="127.0.0.1", port=self.port,
@@ -66,7 +69,7 @@ class PhoneSession:
                                  f"{exc.strerror or exc}") from None
 
     def _shown(self, text: str) -> None:
-        self.shown.append(text)
+        self.shown = (self.shown + text)[-SHOWN_KEPT:]
         self.ctx.log.note("terminal", f"phone printed {text!r}")
 
     def _program(self) -> PtyProgram:
@@ -92,7 +95,7 @@ class PhoneSession:
                              f"(it showed {self.recent()!r})") from None
 
     def recent(self, chars: int = 300) -> str:
-        return "".join(self.shown)[-chars:]
+        return self.shown[-chars:]
 
     def type(self, line: str) -> None:
         self.ctx.log.note("terminal", f"kit typed {line!r}")

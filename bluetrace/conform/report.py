@@ -4,6 +4,12 @@ The terminal tree ends with one line, alone, of the form
 ``N passed, N failed, N skipped``. Counting: PASS and INFO are passed, and
 NON-STRICT too unless --strict; FAIL, ERROR and FLAKY are failed;
 SKIPPED, UNSUPPORTED and EXPECTED-FAIL (an excluded case) are skipped.
+
+Whatever a target said or wrote (a file's line, a peer's text, a phone's
+screen) is shown made printable: a control character (ESC, BEL, CR, ...)
+or an invisible format character is written as its escape (``\x1b``), so
+no data can move the operator's cursor, retitle the window or hide a line.
+A field of a result is cut after MAX_FIELD characters, saying so.
 """
 
 import argparse
@@ -19,8 +25,33 @@ from typing import TextIO
 
 from bluetrace.conform.model import CaseSetupError, Outcome, Result
 
+MAX_FIELD = 20_000
+"""Characters shown of one field of a result (what the target did, the wire
+log is bounded by itself), so a flooding target cannot swell the report."""
+
 PASSED = frozenset({Outcome.PASS, Outcome.INFO, Outcome.NON_STRICT})
 SKIPPED = frozenset({Outcome.SKIPPED, Outcome.UNSUPPORTED, Outcome.EXCLUDED})
+
+
+def printable(text: str, limit: int | None = MAX_FIELD) -> str:
+    """``text`` with every character that is not printable, other than the
+    line feed, written as its Python escape; cut after ``limit`` characters
+    (the wire log is bounded by itself: None)."""
+    if limit is not None and len(text) > limit:
+        text = f"{text[:limit]} ... ({len(text) - limit:,} more characters not shown)"
+    if text.isprintable():
+        return text
+    return "".join(char if char == "\n" or char.isprintable() else _escape(char)
+                   for char in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
 
 
 def tally(results: Sequence[Result]) -> dict[str, int]:
@@ -55,21 +86,21 @@ def write_tree(results: Sequence[Result], out: TextIO, *, verbose: bool = False)
             continue
         pad = " " * 18
         if result.outcome in (Outcome.SKIPPED, Outcome.UNSUPPORTED):
-            out.write(f"{pad}reason: {result.reason}\n")
+            out.write(f"{pad}reason: {printable(result.reason)}\n")
             continue
         if result.outcome is Outcome.PASS:
             if result.actual:
-                out.write(f"{pad}seen: {result.actual}\n")
+                out.write(f"{pad}seen: {printable(result.actual)}\n")
             continue
         out.write(f"{pad}quote: {result.quote}\n")
         out.write(f"{pad}expected (any of):\n")
         for allowed in result.expected:
             out.write(f"{pad}  - {allowed}\n")
-        out.write(f"{pad}actual: {result.actual}\n")
+        out.write(f"{pad}actual: {printable(result.actual)}\n")
         if result.reason:
-            out.write(_indent(result.reason, pad) + "\n")
+            out.write(_indent(printable(result.reason), pad) + "\n")
         if result.wire:
-            out.write(f"{pad}wire log:\n{_indent(result.wire, pad + '  ')}\n")
+            out.write(f"{pad}wire log:\n{_indent(printable(result.wire, None), pad + '  ')}\n")
     kinds = Counter(r.outcome.value for r in results)
     detail = ", ".join(f"{kinds[o.value]} {o.value}" for o in Outcome if kinds[o.value])
     out.write(f"\n{len(results)} cases: {detail or 'none'}\n")
@@ -125,9 +156,11 @@ def write_junit(results: Sequence[Result], path: Path) -> None:
                 if result.outcome is not Outcome.PASS:
                     ET.SubElement(case, "system-out").text = f"{result.outcome.value}\n{detail}"
             elif result.outcome in SKIPPED:
-                ET.SubElement(case, "skipped", message=f"{result.outcome.value}: {result.reason}")
+                ET.SubElement(case, "skipped",
+                              message=f"{result.outcome.value}: {printable(result.reason)}")
             else:
-                failure = ET.SubElement(case, "failure", message=result.actual[:500],
+                failure = ET.SubElement(case, "failure",
+                                        message=printable(result.actual[:500]),
                                         type=result.outcome.value)
                 failure.text = detail
     ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
@@ -136,11 +169,11 @@ def write_junit(results: Sequence[Result], path: Path) -> None:
 def _detail(result: Result) -> str:
     allowed = "\n".join(f"  - {e}" for e in result.expected)
     parts = [f"tags: {' '.join(result.tags)}", f"quote: {result.quote}",
-             f"expected (any of):\n{allowed}", f"actual: {result.actual}"]
+             f"expected (any of):\n{allowed}", f"actual: {printable(result.actual)}"]
     if result.reason:
-        parts.append(result.reason)
+        parts.append(printable(result.reason))
     if result.wire:
-        parts.append(f"wire log:\n{result.wire}")
+        parts.append(f"wire log:\n{printable(result.wire, None)}")
     return "\n".join(parts)
 
 

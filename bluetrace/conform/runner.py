@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bluetrace.conform.launch import end_all
 from bluetrace.conform.model import (
     Case,
     CaseContext,
@@ -146,4 +147,10 @@ _NOT_GRADED = frozenset({Outcome.SKIPPED, Outcome.UNSUPPORTED})
 def run_cases(
     cases: Sequence[Case[Any]], target: Any, options: RunOptions
 ) -> list[Result]:
-    return [run_case(case, target, options) for case in selected(cases, options.select)]
+    """Every selected case in order. On Ctrl-C every program the kit started
+    is ended, with all it started, before the interrupt goes on."""
+    try:
+        return [run_case(case, target, options) for case in selected(cases, options.select)]
+    except KeyboardInterrupt:
+        end_all()
+        raise

@@ -4,6 +4,10 @@ The kit must install with the package and nothing more, so it does not lean
 on pexpect: ``os.openpty`` gives the phone a real terminal (it may switch
 echo off for passwords, as a phone should), and this class reads what the
 phone shows, waits for a pattern with a deadline, and types lines.
+
+A program may print without end: the text kept for matching is the latest
+MAX_PENDING characters (what was cut is counted in ``discarded``). It runs
+in a session of its own; closing it ends its whole family (see launch.py).
 """
 
 import codecs
@@ -17,6 +21,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from bluetrace.conform.launch import Family, end_gracefully
+
+MAX_PENDING = 1024 * 1024
+"""Characters of unmatched terminal text kept; a pattern is found only
+within them (a prompt or a line is a few hundred at most)."""
 
 class TerminalTimeout(Exception):  # noqa: N818 - named like pexpect's TIMEOUT
     """The pattern did not appear in time."""
@@ -30,20 +39,25 @@ class PtyProgram:
     def __init__(self, argv: Sequence[str], cwd: Path,
                  on_output: Callable[[str], None] | None = None) -> None:
         master, slave = os.openpty()
+        self.family = Family()
         try:
             self.process = subprocess.Popen(  # noqa: S603 - the user's own phone program
                 list(argv), cwd=cwd, stdin=slave, stdout=slave, stderr=slave,
-                start_new_session=True, close_fds=True,
+                start_new_session=True, close_fds=True, env=self.family.environment(),
             )
         except OSError:
             os.close(master)
             raise
         finally:
             os.close(slave)
+        self.family.started(self.process.pid)
         self.fd = master
         self._fd_open = True
         self.pending = ""
-        """Text shown and not yet consumed by an ``expect``."""
+        """Text shown and not yet consumed by an ``expect`` (the latest
+        MAX_PENDING characters of it)."""
+        self.discarded = 0
+        """Characters cut from the front of ``pending`` to keep it bounded."""
         self.closed = False
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._on_output = on_output
@@ -67,6 +81,9 @@ class PtyProgram:
             return False
         text = self._decoder.decode(data)
         self.pending += text
+        if len(self.pending) > MAX_PENDING:
+            self.discarded += len(self.pending) - MAX_PENDING
+            self.pending = self.pending[-MAX_PENDING:]
         if self._on_output is not None:
             self._on_output(text)
         return True
@@ -106,15 +123,10 @@ class PtyProgram:
         return self.process.returncode
 
     def close(self, grace: float = 0.5) -> None:
-        """End the program: SIGTERM, then SIGKILL if it has not gone within
-        ``grace`` seconds (a case is over; its phone need not linger)."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(grace)
+        """End the program and all it started: SIGTERM, then SIGKILL if it has
+        not gone within ``grace`` seconds (a case is over; its phone need not
+        linger), then the rest of its family."""
+        end_gracefully(self.process, self.family, grace)
         if self._fd_open:
             self._fd_open = False
             with contextlib.suppress(OSError):
