@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     args.crashes.mkdir(parents=True, exist_ok=True)
     before = crash_files(args.crashes)
     limit = f", at most {args.seconds} s" if args.seconds else ""
-    say(f"targets: {NAMES[FRAMES]} (bluetrace.framing), {NAMES[BEACONS]} (decode_beacon)")
+    say(f"targets: {NAMES[FRAMES]} (bluetrace.protocol.framing), {NAMES[BEACONS]} (decode_beacon)")
     say(f"engine: {engine}" + ("" if has_atheris else " (atheris is not installed)"))
     say(f"runs: {args.runs:,} in all{limit}")
     say(

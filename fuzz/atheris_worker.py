@@ -11,10 +11,10 @@ import sys
 import atheris
 
 with atheris.instrument_imports(include=["bluetrace"]):
-    import bluetrace.errors
-    import bluetrace.framing
-    import bluetrace.messages
-    import bluetrace.wire  # noqa: F401  instrumented for the fuzzer's coverage
+    import bluetrace.protocol.errors
+    import bluetrace.protocol.framing
+    import bluetrace.protocol.messages
+    import bluetrace.protocol.wire  # noqa: F401  instrumented for the fuzzer's coverage
 
 from fuzz.targets import check_input  # imports the modules instrumented above
 

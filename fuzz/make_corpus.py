@@ -3,8 +3,8 @@
 from datetime import datetime
 from pathlib import Path
 
-from bluetrace import wire
-from bluetrace.messages import (
+from bluetrace.protocol import wire
+from bluetrace.protocol.messages import (
     ErrorReply,
     LoginReply,
     LoginRequest,

@@ -10,10 +10,10 @@ suite) and the coverage-guided runner (``python -m fuzz``).
 
 import itertools
 
-from bluetrace import wire
-from bluetrace.errors import ProtocolError
-from bluetrace.framing import FrameDecoder
-from bluetrace.messages import decode_beacon, encode, encode_beacon
+from bluetrace.protocol import wire
+from bluetrace.protocol.errors import ProtocolError
+from bluetrace.protocol.framing import FrameDecoder
+from bluetrace.protocol.messages import decode_beacon, encode, encode_beacon
 
 SMALL_LIMIT = 4096
 """A lower cap than the default so the fuzzer reaches the limit check often."""

@@ -17,8 +17,8 @@ import socket
 import sys
 import time
 
-from bluetrace.console import Console
-from bluetrace.lineedit import EndOfInput, Interrupted, LineEditor, Submitted, Suspend
+from bluetrace.term.console import Console
+from bluetrace.term.lineedit import EndOfInput, Interrupted, LineEditor, Submitted, Suspend
 
 COMPLETIONS = ("Download_tempID", "Upload_contact_log", "Beacon", "logout", "help")
 

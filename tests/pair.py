@@ -10,19 +10,19 @@ pump is bounded, so a bug shows as a failure, never a hang.
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from bluetrace.clock import ManualClock
-from bluetrace.framing import FrameDecoder
-from bluetrace.messages import Message, encode
-from bluetrace.phone import MemoryContactStore, Phone, PhoneEvent
-from bluetrace.server_connection import (
+from bluetrace.phone.core import MemoryContactStore, Phone, PhoneEvent
+from bluetrace.protocol.clock import ManualClock
+from bluetrace.protocol.framing import FrameDecoder
+from bluetrace.protocol.messages import Message, encode
+from bluetrace.server.connection import (
     CloseConnection,
     Log,
     NeedsCommit,
     Output,
     ServerConnection,
 )
-from bluetrace.server_core import Limits, ServerCore
-from bluetrace.stores import MemoryCheckStore, MemoryTempIDStore
+from bluetrace.server.core import Limits, ServerCore
+from bluetrace.server.stores import MemoryCheckStore, MemoryTempIDStore
 
 USERS = {"+61410888888": "comp3331", "+61410999999": "bada4568", "+61410666666": "kara1234"}
 START = datetime(2020, 5, 14, 17, 54, 6)

@@ -4,8 +4,8 @@ from datetime import datetime
 
 from hypothesis import strategies as st
 
-from bluetrace import wire
-from bluetrace.messages import (
+from bluetrace.protocol import wire
+from bluetrace.protocol.messages import (
     ErrorReply,
     LoginReply,
     LoginRequest,
@@ -18,7 +18,7 @@ from bluetrace.messages import (
     UploadReply,
     UploadRequest,
 )
-from bluetrace.timefmt import format_timestamp
+from bluetrace.protocol.timefmt import format_timestamp
 
 tempids = st.text(alphabet="0123456789", min_size=20, max_size=20)
 timestamps = st.datetimes(

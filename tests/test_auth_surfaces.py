@@ -11,20 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from bluetrace import passwords
-from bluetrace.messages import (
+from bluetrace.protocol.messages import (
     ErrorReply,
     LoginReply,
     LoginRequest,
     RegisterReply,
     RegisterRequest,
 )
-from bluetrace.reactor import Reactor
-from bluetrace.records import RecordError, load_credentials
-from bluetrace.server import CredentialReloader
-from bluetrace.server_core import Limits
-from bluetrace.stores import MemoryCredentialStore
-from bluetrace.wire import ErrorCode, LoginStatus, RegisterStatus
+from bluetrace.protocol.wire import ErrorCode, LoginStatus, RegisterStatus
+from bluetrace.runtime.reactor import Reactor
+from bluetrace.server import passwords
+from bluetrace.server.core import Limits
+from bluetrace.server.main import CredentialReloader
+from bluetrace.server.records import RecordError, load_credentials
+from bluetrace.server.stores import MemoryCredentialStore
 from tests.harness import SAMPLES, WAIT, ServerProcess, running_server
 from tests.pair import ServerSide
 
@@ -71,7 +71,7 @@ def test_verify_never_raises_on_a_stored_value_that_slipped_past_the_check() -> 
 def test_passwd_refuses_a_cost_it_could_not_check(cost: str, tmp_path: Path) -> None:
     (tmp_path / "credentials.txt").write_text("+61410888888 comp3331\n")
     done = subprocess.run(
-        [sys.executable, "-m", "bluetrace.passwd", "+61400000001", "--data-dir",
+        [sys.executable, "-m", "bluetrace.server.passwd", "+61400000001", "--data-dir",
          str(tmp_path), "--cost", cost],
         input="pw\npw\n", capture_output=True, text=True, check=False, timeout=60,
     )
@@ -85,7 +85,7 @@ def test_a_dear_line_is_refused_at_start_up_of_the_real_server(tmp_path: Path) -
     data.mkdir()
     (data / "credentials.txt").write_text(f"+61410999999 {line(2**18, 8, 1)}\n")
     done = subprocess.run(
-        [sys.executable, "-m", "bluetrace.server", "0", "60", "--data-dir", str(data),
+        [sys.executable, "-m", "bluetrace.server.main", "0", "60", "--data-dir", str(data),
          "--host", "127.0.0.1"],
         capture_output=True, text=True, check=False, timeout=WAIT, cwd=data,
     )
@@ -160,7 +160,7 @@ def test_registrations_leave_a_share_of_the_hashing_budget_to_logins() -> None:
 
 def passwd(data_dir: Path, user: str, typed: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bluetrace.passwd", user, "--data-dir", str(data_dir),
+        [sys.executable, "-m", "bluetrace.server.passwd", user, "--data-dir", str(data_dir),
          "--cost", "10"],
         input=typed, capture_output=True, text=True, check=False, timeout=60,
     )
@@ -203,7 +203,7 @@ def test_a_fifo_in_place_of_a_data_file_is_refused_at_start_up(name: str, tmp_pa
     (data / name).unlink(missing_ok=True)
     os.mkfifo(data / name)
     done = subprocess.run(
-        [sys.executable, "-m", "bluetrace.server", "0", "60", "--data-dir", str(data),
+        [sys.executable, "-m", "bluetrace.server.main", "0", "60", "--data-dir", str(data),
          "--host", "127.0.0.1"],
         capture_output=True, text=True, check=False, timeout=WAIT, cwd=data,
     )

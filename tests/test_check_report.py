@@ -10,7 +10,7 @@ terminal nor vanishes from it.
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from bluetrace.messages import (
+from bluetrace.protocol.messages import (
     LoginReply,
     LoginRequest,
     TempIDReply,
@@ -19,8 +19,8 @@ from bluetrace.messages import (
     UploadReply,
     UploadRequest,
 )
-from bluetrace.server_connection import REPORT_ENTRIES
-from bluetrace.wire import MAX_UPLOAD_CHUNK, LoginStatus
+from bluetrace.protocol.wire import MAX_UPLOAD_CHUNK, LoginStatus
+from bluetrace.server.connection import REPORT_ENTRIES
 from tests.harness import running_server
 
 UPLOADER = ("+61410999999", "bada4568")

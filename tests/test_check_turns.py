@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bluetrace.messages import (
+from bluetrace.protocol.messages import (
     ErrorReply,
     LoginReply,
     LoginRequest,
@@ -21,10 +21,10 @@ from bluetrace.messages import (
     UploadRequest,
     encode,
 )
-from bluetrace.server_core import Limits
-from bluetrace.storage import CheckLog, recover_checks
-from bluetrace.stores import CheckFile
-from bluetrace.wire import ErrorCode, LoginStatus
+from bluetrace.protocol.wire import ErrorCode, LoginStatus
+from bluetrace.runtime.storage import CheckLog, recover_checks
+from bluetrace.server.core import Limits
+from bluetrace.server.stores import CheckFile
 from tests.pair import START, USERS, ServerLink, ServerSide
 from tests.test_checklog import _blocks
 

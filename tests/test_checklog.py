@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bluetrace.storage import CheckLog, recover_checks
+from bluetrace.runtime.storage import CheckLog, recover_checks
 
 LEGACY = (
     b"13/05/2020 17:45:06 +61410888888 12345678901234567890 "
@@ -156,7 +156,7 @@ def test_missing_or_empty_file_needs_no_recovery(tmp_path: Path) -> None:
 _WRITER = """
 import sys
 from pathlib import Path
-from bluetrace.storage import CheckLog
+from bluetrace.runtime.storage import CheckLog
 path, lines = Path(sys.argv[1]), int(sys.argv[2])
 body = [f"14/05/2020 18:00:00 +61410888888 {n:020d} 13/05/2020 17:45:06 13/05/2020 18:00:05 unknown"
         for n in range(lines)]

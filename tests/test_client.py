@@ -13,8 +13,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from bluetrace.messages import TempIDWindow, encode_beacon
-from bluetrace.timefmt import format_timestamp
+from bluetrace.protocol.messages import TempIDWindow, encode_beacon
+from bluetrace.protocol.timefmt import format_timestamp
 from tests.harness import SAMPLES, WAIT, ServerProcess, free_udp_port, running_server, wait_until
 
 USERS = {"+61410888888": "comp3331", "+61410999999": "bada4568", "+61410777777": "datha457"}
@@ -34,7 +34,7 @@ class Phone:
         self.folder = folder
         self.proc = pexpect.spawn(
             sys.executable,
-            ["-m", "bluetrace.client", "127.0.0.1", str(server.port), str(self.udp), *extra],
+            ["-m", "bluetrace.phone.main", "127.0.0.1", str(server.port), str(self.udp), *extra],
             cwd=str(folder),
             encoding="utf-8",
             timeout=WAIT,
@@ -247,7 +247,7 @@ def _client(
     repository's (a phone writes its contact log and lock where it runs)."""
     with tempfile.TemporaryDirectory() as scratch:
         return subprocess.run(
-            [sys.executable, "-m", "bluetrace.client", *args],
+            [sys.executable, "-m", "bluetrace.phone.main", *args],
             input=input_text,
             stdin=None if input_text is not None else stdin,
             capture_output=True,
@@ -334,7 +334,7 @@ def test_an_upload_past_200000_entries_is_refused_and_the_phone_stays_logged_in(
             [
                 sys.executable,
                 "-m",
-                "bluetrace.client",
+                "bluetrace.phone.main",
                 "127.0.0.1",
                 str(server.port),
                 str(free_udp_port()),

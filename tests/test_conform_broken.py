@@ -2,7 +2,7 @@
 the case that names it, and the unbroken implementations pass everything.
 
 The implementations under test are in ``tests/broken/`` (built on
-``bluetrace.messages`` only). Target settings are short (block 5 s, login
+``bluetrace.protocol.messages`` only). Target settings are short (block 5 s, login
 timeout 2 s, retention 1.5 s) so the whole file runs in well under 90 s.
 """
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from pexpect import fdpexpect
 
-from bluetrace.console import Console
+from bluetrace.term.console import Console
 from tests.test_lineedit import Screen
 
 DEMO = Path(__file__).with_name("console_demo.py")
@@ -313,7 +313,7 @@ def test_write_delivers_everything_the_terminal_takes() -> None:
 def test_write_to_a_terminal_that_takes_nothing_gives_up_in_bounded_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("bluetrace.console.WRITE_TIMEOUT", 0.05)
+    monkeypatch.setattr("bluetrace.term.console.WRITE_TIMEOUT", 0.05)
     read, write = os.pipe()
     try:
         os.set_blocking(write, False)

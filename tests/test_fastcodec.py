@@ -14,10 +14,10 @@ from construct import ConstructError
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from bluetrace import fastcodec, messages, wire
 from bluetrace.bench import codec as codec_bench
-from bluetrace.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from bluetrace.messages import (
+from bluetrace.protocol import fastcodec, messages, wire
+from bluetrace.protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from bluetrace.protocol.messages import (
     Message,
     TempIDReply,
     TempIDWindow,
@@ -27,7 +27,7 @@ from bluetrace.messages import (
     encode,
     encode_beacon,
 )
-from bluetrace.timefmt import format_timestamp, is_timestamp_text, parse_timestamp
+from bluetrace.protocol.timefmt import format_timestamp, is_timestamp_text, parse_timestamp
 from tests.strategies import messages as any_message
 from tests.strategies import mutated, stamp_texts, windows
 

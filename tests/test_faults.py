@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bluetrace.messages import (
+from bluetrace.protocol.messages import (
     ErrorReply,
     LoginReply,
     LoginRequest,
@@ -27,8 +27,8 @@ from bluetrace.messages import (
     encode,
     encode_beacon,
 )
-from bluetrace.records import load_contact_log, load_tempids
-from bluetrace.wire import ErrorCode, LoginStatus
+from bluetrace.protocol.wire import ErrorCode, LoginStatus
+from bluetrace.server.records import load_contact_log, load_tempids
 from tests.harness import WAIT, FrameClient, running_server, wait_until
 from tests.test_client import Phone
 

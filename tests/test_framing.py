@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bluetrace import wire
-from bluetrace.errors import FrameTooLargeError, ProtocolError, RemoteProtocolError
-from bluetrace.framing import NEED_DATA, FrameDecoder, NeedData
-from bluetrace.messages import LogoutRequest, Message, TempIDRequest, encode
+from bluetrace.protocol import wire
+from bluetrace.protocol.errors import FrameTooLargeError, ProtocolError, RemoteProtocolError
+from bluetrace.protocol.framing import NEED_DATA, FrameDecoder, NeedData
+from bluetrace.protocol.messages import LogoutRequest, Message, TempIDRequest, encode
 from tests.strategies import messages
 
 
@@ -98,7 +98,7 @@ def test_header_errors_are_sentences_raised_on_the_sixth_byte(header: bytes, rea
 
 
 def test_need_data_has_a_public_type_and_keeps_its_old_name() -> None:
-    from bluetrace import framing  # noqa: PLC0415 (the old private name is the point)
+    from bluetrace.protocol import framing  # noqa: PLC0415 (the old private name is the point)
 
     assert isinstance(NEED_DATA, NeedData)
     assert framing._NeedData is NeedData

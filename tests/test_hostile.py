@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bluetrace.bench.processes import FrameClient, OutputFile
-from bluetrace.messages import LoginRequest, TempIDReply, TempIDRequest
+from bluetrace.protocol.messages import LoginRequest, TempIDReply, TempIDRequest
 from tests.harness import SAMPLES, WAIT, wait_until
 
 USER, PASSWORD = "+61410888888", "comp3331"
@@ -44,7 +44,7 @@ def hostile_server(
     shutil.copy(SAMPLES / "credentials.txt", data)
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bluetrace.server", str(port), "60", "--host", "127.0.0.1",
+        [sys.executable, "-m", "bluetrace.server.main", str(port), "60", "--host", "127.0.0.1",
          "--data-dir", str(data), "--tempids-per-hour", "1000000", *args],
         stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, cwd=data,  # type: ignore[arg-type]
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},

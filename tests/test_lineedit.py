@@ -13,8 +13,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from bluetrace.commands import COMPLETIONS, HELP_TEXT
-from bluetrace.lineedit import (
+from bluetrace.phone.commands import COMPLETIONS, HELP_TEXT
+from bluetrace.term.lineedit import (
     MAX_LINE,
     MAX_SEQUENCE,
     MAX_TYPEAHEAD,

@@ -12,10 +12,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from bluetrace.clock import ManualClock
-from bluetrace.messages import LoginReply, LoginRequest
-from bluetrace.server_core import Limits
-from bluetrace.wire import LoginStatus
+from bluetrace.protocol.clock import ManualClock
+from bluetrace.protocol.messages import LoginReply, LoginRequest
+from bluetrace.protocol.wire import LoginStatus
+from bluetrace.server.core import Limits
 from tests.pair import ServerSide
 
 USERS = {"+61410000001": "alpha1", "+61410000002": "bravo2", "+61410000003": "charlie3"}

@@ -21,13 +21,12 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
-from bluetrace.bench.hostile import client_hello
 
-from bluetrace.admission import Admission, Caps, LineSummary
 from bluetrace.bench.frames import TEMPID_REQUEST
-from bluetrace.clock import SystemClock
-from bluetrace.framing import FrameDecoder
-from bluetrace.messages import (
+from bluetrace.bench.hostile import client_hello
+from bluetrace.protocol.clock import SystemClock
+from bluetrace.protocol.framing import FrameDecoder
+from bluetrace.protocol.messages import (
     ErrorReply,
     LoginReply,
     LoginRequest,
@@ -35,13 +34,14 @@ from bluetrace.messages import (
     TempIDRequest,
     encode,
 )
-from bluetrace.output import LineOutput
-from bluetrace.reactor import Reactor
-from bluetrace.server import HANDSHAKE_UNITS, TURN_BUDGET, Server
-from bluetrace.server_core import Limits, ServerCore
-from bluetrace.stores import MemoryCheckStore, MemoryTempIDStore
-from bluetrace.tls import server_context
-from bluetrace.wire import ErrorCode, LoginStatus
+from bluetrace.protocol.wire import ErrorCode, LoginStatus
+from bluetrace.runtime.output import LineOutput
+from bluetrace.runtime.reactor import Reactor
+from bluetrace.runtime.tls import server_context
+from bluetrace.server.admission import Admission, Caps, LineSummary
+from bluetrace.server.core import Limits, ServerCore
+from bluetrace.server.main import HANDSHAKE_UNITS, TURN_BUDGET, Server
+from bluetrace.server.stores import MemoryCheckStore, MemoryTempIDStore
 from tests.harness import WAIT, FrameClient, OutputFile, running_server, wait_until
 from tests.pair import USERS, ServerSide
 
@@ -243,7 +243,7 @@ def test_idle_connections_from_three_addresses_do_not_lock_out_a_phone(tmp_path:
     err_path = tmp_path / "err.txt"
     with err_path.open("wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bluetrace.server", "0", "60", "--host", "127.0.0.1",
+            [sys.executable, "-m", "bluetrace.server.main", "0", "60", "--host", "127.0.0.1",
              "--data-dir", str(data)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, cwd=data,
             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},

@@ -9,8 +9,8 @@ import os
 import time
 from pathlib import Path
 
-from bluetrace.output import MAX_WRITE_PER_TURN, LineOutput
-from bluetrace.reactor import Reactor
+from bluetrace.runtime.output import MAX_WRITE_PER_TURN, LineOutput
+from bluetrace.runtime.reactor import Reactor
 
 MAX_TURNS = 1000
 

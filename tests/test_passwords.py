@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from bluetrace import passwords
-from bluetrace.messages import ErrorReply, LoginReply, LoginRequest
-from bluetrace.records import RecordError, load_credentials
-from bluetrace.server_core import Limits
-from bluetrace.wire import ErrorCode, LoginStatus
+from bluetrace.protocol.messages import ErrorReply, LoginReply, LoginRequest
+from bluetrace.protocol.wire import ErrorCode, LoginStatus
+from bluetrace.server import passwords
+from bluetrace.server.core import Limits
+from bluetrace.server.records import RecordError, load_credentials
 from tests.pair import ServerSide
 
 FAST = 2**10  # a cheap cost keeps the tests quick; the form is the same
@@ -85,7 +85,7 @@ def test_bluetrace_passwd_adds_and_changes_a_user_atomically(tmp_path: Path) -> 
 
     def passwd(user: str, typed: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "bluetrace.passwd", user, "--data-dir", str(tmp_path),
+            [sys.executable, "-m", "bluetrace.server.passwd", user, "--data-dir", str(tmp_path),
              "--cost", "10"],
             input=typed, capture_output=True, text=True, check=False, timeout=30,
         )

@@ -5,8 +5,7 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bluetrace.messages import TempIDWindow, encode_beacon
-from bluetrace.phone import (
+from bluetrace.phone.core import (
     LEFT_OUT_RUNS,
     BeaconAccepted,
     BeaconIgnored,
@@ -24,8 +23,9 @@ from bluetrace.phone import (
     UploadAcknowledged,
     UploadRefused,
 )
-from bluetrace.server_core import Limits
-from bluetrace.wire import MAX_UPLOAD_CHUNK, ErrorCode, LoginStatus
+from bluetrace.protocol.messages import TempIDWindow, encode_beacon
+from bluetrace.protocol.wire import MAX_UPLOAD_CHUNK, ErrorCode, LoginStatus
+from bluetrace.server.core import Limits
 from tests.pair import START, USERS, ConnectionPair, ServerSide
 
 ALICE = "+61410888888"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bluetrace import __version__
-from bluetrace.client import FileContactLog, contact_log_name
-from bluetrace.messages import TempIDWindow, encode_beacon
+from bluetrace.phone.main import FileContactLog, contact_log_name
+from bluetrace.protocol.messages import TempIDWindow, encode_beacon
 from tests.harness import ServerProcess, running_server
 from tests.test_client import Phone, plain
 
@@ -92,24 +92,25 @@ def test_the_password_is_never_shown(server: ServerProcess, tmp_path: Path) -> N
         phone.end()
 
 
-@pytest.mark.parametrize("module", ["bluetrace.server", "bluetrace.client"])
-def test_version_and_usage(module: str) -> None:
+@pytest.mark.parametrize(
+    ("module", "program", "bad_args"),
+    [
+        ("bluetrace.server", "bluetrace-server", ["0", "5", "--login-timeout", "3000000"]),
+        ("bluetrace.phone", "bluetrace-client", ["1", "2", "3", "--log-retention", "nan"]),
+    ],
+)
+def test_version_and_usage(module: str, program: str, bad_args: list[str]) -> None:
     version = subprocess.run(
         [sys.executable, "-m", module, "--version"], capture_output=True, text=True, check=False
     )
     assert version.returncode == 0
     assert version.stdout.strip().endswith(__version__)
     bad = subprocess.run(
-        [sys.executable, "-m", module, "1", "2", "3", "--log-retention", "nan"]
-        if module.endswith("client")
-        else [sys.executable, "-m", module, "0", "5", "--login-timeout", "3000000"],
-        capture_output=True,
-        text=True,
-        check=False,
+        [sys.executable, "-m", module, *bad_args], capture_output=True, text=True, check=False
     )
     assert bad.returncode == 2
-    program = f"bluetrace-{module.split('.')[1]}"
     assert bad.stderr.strip().splitlines()[-1].startswith(f"{program}: error:")
+    assert bad_args[-2].lstrip("-") in bad.stderr
     assert "Traceback" not in bad.stderr
 
 

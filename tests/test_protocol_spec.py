@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from bluetrace import messages, wire
-from bluetrace.messages import decode, decode_beacon, encode, encode_beacon
+from bluetrace.protocol import messages, wire
+from bluetrace.protocol.messages import decode, decode_beacon, encode, encode_beacon
 
 SPEC = Path(__file__).resolve().parent.parent / "protocol_spec.md"
 _BLOCK = re.compile(r"^```hex (\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)

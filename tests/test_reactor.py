@@ -4,8 +4,8 @@ import gc
 import socket
 import weakref
 
-from bluetrace.reactor import Reactor
-from bluetrace.transports import HIGH_WATER, Stream
+from bluetrace.runtime.reactor import Reactor
+from bluetrace.runtime.transports import HIGH_WATER, Stream
 
 
 class Kept:

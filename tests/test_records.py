@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bluetrace.messages import TempIDWindow
-from bluetrace.records import (
+from bluetrace.protocol.messages import TempIDWindow
+from bluetrace.runtime.storage import LineAppender, replace_lines
+from bluetrace.server.records import (
     RecordError,
     contact_line,
     load_contact_log,
@@ -16,7 +17,6 @@ from bluetrace.records import (
     parse_contact_line,
     tempid_line,
 )
-from bluetrace.storage import LineAppender, replace_lines
 from tests.harness import SAMPLES
 
 

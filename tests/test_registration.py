@@ -4,8 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bluetrace import passwords
-from bluetrace.messages import (
+from bluetrace.protocol.messages import (
     ErrorReply,
     LoginReply,
     LoginRequest,
@@ -13,10 +12,11 @@ from bluetrace.messages import (
     RegisterRequest,
     encode,
 )
-from bluetrace.records import load_credentials
-from bluetrace.server_core import Limits
-from bluetrace.stores import MemoryCredentialStore
-from bluetrace.wire import ErrorCode, LoginStatus, RegisterStatus
+from bluetrace.protocol.wire import ErrorCode, LoginStatus, RegisterStatus
+from bluetrace.server import passwords
+from bluetrace.server.core import Limits
+from bluetrace.server.records import load_credentials
+from bluetrace.server.stores import MemoryCredentialStore
 from tests.harness import running_server
 from tests.pair import ServerSide
 from tests.test_shell import Rig
@@ -124,7 +124,7 @@ def test_the_phone_says_when_registration_is_closed_or_the_passwords_differ() ->
 def test_end_to_end_with_a_real_server(tmp_path: Path) -> None:
     with running_server(tmp_path, "--allow-registration") as server:
         result = subprocess.run(
-            [sys.executable, "-m", "bluetrace.client", "127.0.0.1", str(server.port), "8997"],
+            [sys.executable, "-m", "bluetrace.phone.main", "127.0.0.1", str(server.port), "8997"],
             input=f"register\n{NEW}\nnewpass1\nnewpass1\n{NEW}\nnewpass1\nlogout\n",
             capture_output=True, text=True, timeout=30, check=False, cwd=tmp_path,
         )  # fmt: skip

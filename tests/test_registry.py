@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bluetrace import records
-from bluetrace.records import load_tempids
-from bluetrace.registry import TempIDRegistry
+from bluetrace.server import records
+from bluetrace.server.records import load_tempids
+from bluetrace.server.registry import TempIDRegistry
 from tests.harness import SAMPLES
 from tests.strategies import tempids
 

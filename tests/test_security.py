@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bluetrace.messages import (
+from bluetrace.protocol.messages import (
     ErrorReply,
     LoginReply,
     LoginRequest,
@@ -15,8 +15,8 @@ from bluetrace.messages import (
     TempIDRequest,
     UploadRequest,
 )
-from bluetrace.server_core import random_tempid
-from bluetrace.wire import ErrorCode, LoginStatus
+from bluetrace.protocol.wire import ErrorCode, LoginStatus
+from bluetrace.server.core import random_tempid
 from tests.harness import WAIT, free_udp_port, running_server
 
 NOT_LOGGED_IN = ErrorReply(ErrorCode.NOT_LOGGED_IN, "log in first")
@@ -69,7 +69,7 @@ def test_passwords_never_appear_in_output_logs_or_files(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "bluetrace.client",
+                "bluetrace.phone.main",
                 "127.0.0.1",
                 str(server.port),
                 str(free_udp_port()),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bluetrace.messages import (
+from bluetrace.protocol.messages import (
     ErrorReply,
     LoginReply,
     LoginRequest,
@@ -21,8 +21,8 @@ from bluetrace.messages import (
     UploadReply,
     UploadRequest,
 )
-from bluetrace.records import load_tempids
-from bluetrace.wire import ErrorCode, LoginStatus
+from bluetrace.protocol.wire import ErrorCode, LoginStatus
+from bluetrace.server.records import load_tempids
 from tests.harness import SAMPLES, FrameClient, running_server
 
 
@@ -171,7 +171,7 @@ def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
 
 def _run_server(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bluetrace.server", *args],
+        [sys.executable, "-m", "bluetrace.server.main", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

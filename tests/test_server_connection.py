@@ -4,8 +4,8 @@ from datetime import datetime
 
 import pytest
 
-from bluetrace import wire
-from bluetrace.messages import (
+from bluetrace.protocol import wire
+from bluetrace.protocol.messages import (
     ErrorReply,
     LoginReply,
     LoginRequest,
@@ -19,10 +19,10 @@ from bluetrace.messages import (
     UploadRequest,
     encode,
 )
-from bluetrace.server_connection import PRE_LOGIN_MAX_BODY
-from bluetrace.server_core import Limits
-from bluetrace.states import State
-from bluetrace.wire import MAX_UPLOAD_CHUNK, ErrorCode, LoginStatus
+from bluetrace.protocol.states import State
+from bluetrace.protocol.wire import MAX_UPLOAD_CHUNK, ErrorCode, LoginStatus
+from bluetrace.server.connection import PRE_LOGIN_MAX_BODY
+from bluetrace.server.core import Limits
 from tests.pair import START, USERS, ServerLink, ServerSide
 
 ALICE, BOB = "+61410888888", "+61410999999"

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from bluetrace.messages import (
+from bluetrace.protocol.messages import (
     ErrorReply,
     LoginReply,
     LoginRequest,
@@ -13,9 +13,9 @@ from bluetrace.messages import (
     UploadReply,
     UploadRequest,
 )
-from bluetrace.server_core import Limits
-from bluetrace.states import State
-from bluetrace.wire import MAX_UPLOAD_CHUNK, ErrorCode, LoginStatus
+from bluetrace.protocol.states import State
+from bluetrace.protocol.wire import MAX_UPLOAD_CHUNK, ErrorCode, LoginStatus
+from bluetrace.server.core import Limits
 from tests.pair import START, USERS, ServerLink, ServerSide
 
 ALICE, BOB = "+61410888888", "+61410999999"

@@ -4,9 +4,8 @@ from datetime import timedelta
 
 import pytest
 
-from bluetrace.messages import TempIDWindow, decode_beacon, encode_beacon
-from bluetrace.phone import MemoryContactStore
-from bluetrace.shell import (
+from bluetrace.phone.core import MemoryContactStore
+from bluetrace.phone.shell import (
     BEACON_REPORTS_PER_SECOND,
     BLOCKED,
     BLOCKED_NOW,
@@ -26,7 +25,8 @@ from bluetrace.shell import (
     Stage,
     Transmit,
 )
-from bluetrace.wire import MAX_UPLOAD_CHUNK
+from bluetrace.protocol.messages import TempIDWindow, decode_beacon, encode_beacon
+from bluetrace.protocol.wire import MAX_UPLOAD_CHUNK
 from tests.pair import USERS, ConnectionPair, ServerSide
 
 ALICE = "+61410888888"

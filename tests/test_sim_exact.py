@@ -5,7 +5,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from bluetrace.phone import BeaconAccepted, BeaconRejected
+from bluetrace.phone.core import BeaconAccepted, BeaconRejected
 from bluetrace.sim.exact import EPOCH, ExactWorld, run_exact, username_of
 from bluetrace.sim.fast import run_fast
 from bluetrace.sim.metrics import seed_metrics

@@ -1,11 +1,11 @@
-"""protocol_spec.md section 4 and bluetrace/states.py hold the same table."""
+"""protocol_spec.md section 4 and bluetrace/protocol/states.py hold the same table."""
 
 import re
 from pathlib import Path
 
 import pytest
 
-from bluetrace.states import ROWS, TABLE, Event, NoTransitionError, State, transition
+from bluetrace.protocol.states import ROWS, TABLE, Event, NoTransitionError, State, transition
 
 SPEC = Path(__file__).resolve().parent.parent / "protocol_spec.md"
 

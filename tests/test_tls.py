@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bluetrace.framing import FrameDecoder
-from bluetrace.messages import LoginReply, LoginRequest, encode
-from bluetrace.tls import TlsError, TlsSession, client_context, fingerprint, server_context
-from bluetrace.wire import LoginStatus
+from bluetrace.protocol.framing import FrameDecoder
+from bluetrace.protocol.messages import LoginReply, LoginRequest, encode
+from bluetrace.protocol.wire import LoginStatus
+from bluetrace.runtime.tls import TlsError, TlsSession, client_context, fingerprint, server_context
 from tests.harness import WAIT, running_server
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
@@ -103,7 +103,7 @@ def test_a_tls_server_serves_tls_phones_and_shrugs_off_bad_ones(
         plain.close()
         stalled.close()
         phone = subprocess.run(
-            [sys.executable, "-m", "bluetrace.client", "127.0.0.1", str(server.port), "8999",
+            [sys.executable, "-m", "bluetrace.phone.main", "127.0.0.1", str(server.port), "8999",
              "--tls-pin", pin],
             input="+61410999999\nbada4568\nlogout\n", capture_output=True, text=True,
             timeout=30, check=False, cwd=tmp_path,

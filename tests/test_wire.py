@@ -8,9 +8,9 @@ from construct import ConstructError
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from bluetrace import wire
-from bluetrace.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from bluetrace.messages import (
+from bluetrace.protocol import wire
+from bluetrace.protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from bluetrace.protocol.messages import (
     ErrorReply,
     LoginReply,
     LoginRequest,
@@ -27,7 +27,7 @@ from bluetrace.messages import (
     encode,
     encode_beacon,
 )
-from bluetrace.wire import MessageType
+from bluetrace.protocol.wire import MessageType
 from tests.strategies import messages, windows
 
 SAMPLE = TempIDWindow(

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from bluetrace import passwords
-from bluetrace.reactor import Reactor
-from bluetrace.workers import WorkerPool, run_job
+from bluetrace.runtime.reactor import Reactor
+from bluetrace.runtime.workers import WorkerPool, run_job
+from bluetrace.server import passwords
 
 DEAR = passwords.hash_password("dearpass", n=2**17, r=8)
 """About 0.3 s of one worker: long enough to kill, stick or queue behind."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from bluetrace.bench.context import PASSWORD, USER, Context
 from bluetrace.bench.processes import free_udp_port, read_until, wait_for
 from bluetrace.bench.report import Figure
-from bluetrace.messages import TempIDWindow, encode_beacon
+from bluetrace.protocol.messages import TempIDWindow, encode_beacon
 
 CEILING = (
     "a bare UDP receiver appending each datagram to a file as a line, probed at the same rates"
@@ -72,7 +72,7 @@ def run(ctx: Context) -> None:
         phone = ctx.children.start(
             [
                 "-m",
-                "bluetrace.client",
+                "bluetrace.phone.main",
                 "127.0.0.1",
                 str(server.port),
                 str(udp_port),

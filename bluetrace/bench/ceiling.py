@@ -19,9 +19,9 @@ import signal
 import socket
 import sys
 
-from bluetrace import wire
 from bluetrace.bench import frames
 from bluetrace.bench.processes import raise_descriptor_limit
+from bluetrace.protocol import wire
 
 _REPLIES = {
     wire.MessageType.LOGIN: frames.LOGIN_OK,

@@ -6,13 +6,13 @@ import struct
 import time
 from datetime import datetime
 
-from bluetrace import wire
 from bluetrace.bench.context import PASSWORD, USER, Context
 from bluetrace.bench.datafiles import write_tempids
 from bluetrace.bench.load import STARTUP_SLACK, percentile, sessions_result, start_paced
 from bluetrace.bench.processes import FrameClient
 from bluetrace.bench.report import Figure
-from bluetrace.messages import (
+from bluetrace.protocol import wire
+from bluetrace.protocol.messages import (
     LoginReply,
     LoginRequest,
     TempIDWindow,

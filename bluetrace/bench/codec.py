@@ -1,11 +1,11 @@
 """The codec's speed, and the data files' loading time, measured on demand.
 
 ``python -m bluetrace.bench.codec`` prints the rates of the beacon and upload
-codecs through ``bluetrace.messages`` (the path the phone, server and simulator
+codecs through ``bluetrace.protocol.messages`` (the path the phone, server and simulator
 use) beside a ``struct`` ceiling measured in the same run;
 ``python -m bluetrace.bench.codec files DIR`` writes large tempIDs.txt and
 credentials.txt files and times loading each in a fresh process. Kept out of
-``bluetrace.fastcodec`` so that the codec holds only the codec.
+``bluetrace.protocol.fastcodec`` so that the codec holds only the codec.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bluetrace import messages, wire
-from bluetrace.wire import MAX_UPLOAD_CHUNK
+from bluetrace.protocol import messages, wire
+from bluetrace.protocol.wire import MAX_UPLOAD_CHUNK
 
 
 def measure(rounds: int = 200_000) -> dict[str, float]:

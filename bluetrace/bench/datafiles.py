@@ -5,7 +5,7 @@ import random
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from bluetrace.timefmt import format_timestamp
+from bluetrace.protocol.timefmt import format_timestamp
 
 
 def write_tempids(path: Path, count: int) -> list[str]:

@@ -21,7 +21,7 @@ from bluetrace.bench.context import PASSWORD, USER, Context
 from bluetrace.bench.load import percentile
 from bluetrace.bench.processes import free_udp_port, wait_for
 from bluetrace.bench.report import Figure
-from bluetrace.messages import TempIDWindow, encode_beacon
+from bluetrace.protocol.messages import TempIDWindow, encode_beacon
 
 CEILING = (
     "the same command's latency on the same phone with no flood; its CPU use over a second at rest"
@@ -79,7 +79,7 @@ def run(ctx: Context) -> None:
     out = folder / "stdout.txt"
     with out.open("wb") as stdout:
         phone = ctx.children.start(
-            ["-m", "bluetrace.client", "127.0.0.1", str(server.port), str(udp_port),
+            ["-m", "bluetrace.phone.main", "127.0.0.1", str(server.port), str(udp_port),
              "--log-retention", f"{retention:g}"],
             env=ctx.program_env(),
             cwd=folder,

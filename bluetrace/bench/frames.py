@@ -6,8 +6,8 @@ number of round trips with exactly the same byte sizes as the real server.
 
 from datetime import datetime
 
-from bluetrace import wire
-from bluetrace.messages import (
+from bluetrace.protocol import wire
+from bluetrace.protocol.messages import (
     LoginReply,
     LoginRequest,
     LogoutReply,

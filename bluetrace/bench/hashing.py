@@ -22,7 +22,6 @@ import socket
 import sys
 import time
 
-from bluetrace import passwords
 from bluetrace.bench.context import Context
 from bluetrace.bench.frames import login
 from bluetrace.bench.load import (
@@ -34,7 +33,8 @@ from bluetrace.bench.load import (
 )
 from bluetrace.bench.processes import raise_descriptor_limit
 from bluetrace.bench.report import Figure
-from bluetrace.wire import FRAME_HEADER_LEN, MessageType
+from bluetrace.protocol.wire import FRAME_HEADER_LEN, MessageType
+from bluetrace.server import passwords
 
 CEILING = "the same sessions on the same server just before, with no hashed logins"
 RATE = 100

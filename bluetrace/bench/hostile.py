@@ -35,9 +35,9 @@ from collections.abc import Iterator
 from itertools import cycle
 from typing import cast
 
-from bluetrace import wire
 from bluetrace.bench import frames
 from bluetrace.bench.processes import raise_descriptor_limit
+from bluetrace.protocol import wire
 
 WAVE = 200
 """Connections opened at once: the server's accept queue is finite."""

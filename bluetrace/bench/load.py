@@ -41,10 +41,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import cycle
 
-from bluetrace import wire
 from bluetrace.bench import frames
 from bluetrace.bench.context import LOAD_USERS
 from bluetrace.bench.processes import Children, raise_descriptor_limit
+from bluetrace.protocol import wire
 
 _HEADER = wire.FRAME_HEADER_LEN
 _STEPS = (

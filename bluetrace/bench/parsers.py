@@ -9,10 +9,10 @@ import timeit
 from collections.abc import Callable
 from datetime import datetime
 
-from bluetrace import wire
 from bluetrace.bench.context import Context
 from bluetrace.bench.report import Figure
-from bluetrace.messages import (
+from bluetrace.protocol import wire
+from bluetrace.protocol.messages import (
     TempIDReply,
     TempIDWindow,
     UploadRequest,

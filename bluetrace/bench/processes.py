@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import IO
 
 import bluetrace
-from bluetrace.framing import FrameDecoder
-from bluetrace.messages import Message, encode
+from bluetrace.protocol.framing import FrameDecoder
+from bluetrace.protocol.messages import Message, encode
 
 WAIT = 10.0
 """Default deadline, in seconds, for one wait on a process or a socket."""
@@ -76,7 +76,7 @@ class OutputFile:
 
 
 class ServerProcess:
-    """``python -m bluetrace.server 0 ARGS --data-dir DIR --host 127.0.0.1``.
+    """``python -m bluetrace.server.main 0 ARGS --data-dir DIR --host 127.0.0.1``.
 
     Waits until the server names its port; ``ready_seconds`` is how long that
     took from the process's start (start-up time, loading included).
@@ -97,7 +97,7 @@ class ServerProcess:
                 [
                     sys.executable,
                     "-m",
-                    "bluetrace.server",
+                    "bluetrace.server.main",
                     "0",
                     *args,
                     "--data-dir",

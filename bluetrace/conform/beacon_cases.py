@@ -26,7 +26,7 @@ from bluetrace.conform.model import (
     Registry,
     bounded_wait,
 )
-from bluetrace.timefmt import format_timestamp, wall_now
+from bluetrace.protocol.timefmt import format_timestamp, wall_now
 
 _LINE = re.compile(r"[0-9]{20} \d\d/\d\d/\d{4} \d\d:\d\d:\d\d \d\d/\d\d/\d{4} \d\d:\d\d:\d\d")
 

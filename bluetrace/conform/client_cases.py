@@ -23,7 +23,7 @@ from bluetrace.conform.model import (
 )
 from bluetrace.conform.phone import STARTUP, PhoneSession
 from bluetrace.conform.tcp import Closed, Conn, describe
-from bluetrace.messages import (
+from bluetrace.protocol.messages import (
     LoginReply,
     LoginRequest,
     LogoutReply,
@@ -35,8 +35,8 @@ from bluetrace.messages import (
     encode,
     encode_beacon,
 )
-from bluetrace.timefmt import wall_now
-from bluetrace.wire import LoginStatus
+from bluetrace.protocol.timefmt import wall_now
+from bluetrace.protocol.wire import LoginStatus
 
 WELCOME = "Welcome to the BlueTrace Simulator!"
 INVALID_USERNAME = "Invalid Username. Please try again"

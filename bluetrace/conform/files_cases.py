@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bluetrace.conform.model import CaseContext, CaseFailed, CaseInfo, CaseSkipped, Registry
-from bluetrace.timefmt import parse_timestamp
+from bluetrace.protocol.timefmt import parse_timestamp
 
 _STAMP = r"(\d\d/\d\d/\d{4} \d\d:\d\d:\d\d)"
 _TEMPID = r"([0-9]{20})"

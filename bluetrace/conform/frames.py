@@ -1,6 +1,6 @@
 """Raw bytes for the kit to send, legal or deliberately not.
 
-Legal frames come from ``bluetrace.messages.encode``; broken ones are built by
+Legal frames come from ``bluetrace.protocol.messages.encode``; broken ones are built by
 hand here, because the message classes refuse to carry what the protocol
 forbids, which is exactly what the kit must send.
 """
@@ -8,9 +8,9 @@ forbids, which is exactly what the kit must send.
 import secrets
 from datetime import datetime, timedelta
 
-from bluetrace import wire
-from bluetrace.messages import TempIDWindow, encode_beacon
-from bluetrace.timefmt import format_timestamp, wall_now
+from bluetrace.protocol import wire
+from bluetrace.protocol.messages import TempIDWindow, encode_beacon
+from bluetrace.protocol.timefmt import format_timestamp, wall_now
 
 OLD_START = "13/05/2020 17:45:06"
 OLD_EXPIRY = "13/05/2020 18:00:05"

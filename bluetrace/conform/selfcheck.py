@@ -1,6 +1,6 @@
 """``bluetrace-conform self``: every mode against bluetrace's own programs.
 
-It starts ``bluetrace.server`` and ``bluetrace.client`` (with this Python)
+It starts ``bluetrace.server.main`` and ``bluetrace.phone.main`` (with this Python)
 in a temporary folder, with short target settings so the slow cases run in
 seconds: block 5 s, login timeout 2 s, idle timeout 3 s, stall timeout 1.5 s,
 contact-log retention 3 s. Order:
@@ -73,7 +73,7 @@ def run_all(work: Path, args: argparse.Namespace) -> list[Result]:
     results = _beacon_mode(python, folders, users, args, options)
     server_dir = folders["server"]
     server, port = start_server(
-        [python, "-m", "bluetrace.server", "0", f"{BLOCK:g}", "--data-dir", str(server_dir),
+        [python, "-m", "bluetrace.server.main", "0", f"{BLOCK:g}", "--data-dir", str(server_dir),
          "--host", "127.0.0.1", "--login-timeout", f"{LOGIN_TIMEOUT:g}",
          "--idle-timeout", f"{IDLE_TIMEOUT:g}", "--stall-timeout", f"{STALL_TIMEOUT:g}"],
         server_dir)
@@ -87,7 +87,7 @@ def run_all(work: Path, args: argparse.Namespace) -> list[Result]:
         results += run_cases(MODES["server"], target, options)
     finally:
         server.stop()
-    command = f"{python} -m bluetrace.client {{host}} {{port}} {{udp}}"
+    command = f"{python} -m bluetrace.phone.main {{host}} {{port}} {{udp}}"
     client = client_cases.ClientTarget(command, PHONE_USER, users[PHONE_USER],
                                        max_wait=args.max_wait)
     results += run_cases(MODES["client"], client, options)
@@ -103,12 +103,12 @@ def _beacon_mode(python: str, folders: dict[str, Path], users: dict[str, str],
     """A phone logged in to a server of its own (default timeouts, so the
     phone is not timed out while the beacon cases run)."""
     server, port = start_server(
-        [python, "-m", "bluetrace.server", "0", f"{BLOCK:g}", "--data-dir",
+        [python, "-m", "bluetrace.server.main", "0", f"{BLOCK:g}", "--data-dir",
          str(folders["phone-server"]), "--host", "127.0.0.1"], folders["phone-server"])
     try:
         udp = free_udp_port()
         phone = HeadlessPhone(
-            [python, "-m", "bluetrace.client", "127.0.0.1", str(port), str(udp),
+            [python, "-m", "bluetrace.phone.main", "127.0.0.1", str(port), str(udp),
              "--log-retention", f"{RETENTION:g}"], folders["phone"], PHONE_USER,
             users[PHONE_USER])
         try:

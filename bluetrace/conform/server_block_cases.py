@@ -24,7 +24,7 @@ from bluetrace.conform.server_target import (
     expect_status,
 )
 from bluetrace.conform.tcp import describe
-from bluetrace.wire import ErrorCode, LoginStatus
+from bluetrace.protocol.wire import ErrorCode, LoginStatus
 
 case: Registry[ServerTarget] = Registry("server")
 CASES = case.cases

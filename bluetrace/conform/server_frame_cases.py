@@ -20,7 +20,7 @@ from bluetrace.conform.server_target import (
     expect_upload_reply,
 )
 from bluetrace.conform.tcp import Conn
-from bluetrace.wire import ErrorCode, LoginStatus
+from bluetrace.protocol.wire import ErrorCode, LoginStatus
 
 case: Registry[ServerTarget] = Registry("server")
 CASES = case.cases

@@ -25,9 +25,9 @@ from bluetrace.conform.server_target import (
     read_data_file,
 )
 from bluetrace.conform.tcp import Closed, describe
-from bluetrace.messages import ErrorReply, RegisterReply
-from bluetrace.timefmt import format_timestamp, wall_now
-from bluetrace.wire import ErrorCode, LoginStatus, RegisterStatus
+from bluetrace.protocol.messages import ErrorReply, RegisterReply
+from bluetrace.protocol.timefmt import format_timestamp, wall_now
+from bluetrace.protocol.wire import ErrorCode, LoginStatus, RegisterStatus
 
 case: Registry[ServerTarget] = Registry("server")
 CASES = case.cases

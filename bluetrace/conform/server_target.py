@@ -8,8 +8,8 @@ from pathlib import Path
 from bluetrace.conform import frames
 from bluetrace.conform.model import CaseContext, CaseFailed, CaseSkipped
 from bluetrace.conform.tcp import Closed, Conn, describe
-from bluetrace.messages import ErrorReply, LoginReply, Message, TempIDReply, UploadReply
-from bluetrace.wire import ErrorCode, LoginStatus
+from bluetrace.protocol.messages import ErrorReply, LoginReply, Message, TempIDReply, UploadReply
+from bluetrace.protocol.wire import ErrorCode, LoginStatus
 
 CLOSED_AT_ONCE = "the server closes the connection at once (FIN or RST), within the timeout"
 LINGERS = ("the server stays open about 2 s for the client to close first, then closes it "

@@ -22,8 +22,8 @@ from bluetrace.conform.server_target import (
     expect_upload_reply,
 )
 from bluetrace.conform.tcp import Conn, describe
-from bluetrace.messages import ErrorReply
-from bluetrace.wire import ErrorCode
+from bluetrace.protocol.messages import ErrorReply
+from bluetrace.protocol.wire import ErrorCode
 
 case: Registry[ServerTarget] = Registry("server")
 CASES = case.cases

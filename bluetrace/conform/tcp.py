@@ -1,7 +1,7 @@
 """One TCP connection as the kit sees it: frames in, frames out, and how it ends.
 
 Every read is bounded by the case's deadline. Frames from the target are cut
-by their header and decoded with ``bluetrace.messages``; anything that does
+by their header and decoded with ``bluetrace.protocol.messages``; anything that does
 not decode is itself a finding, reported with its bytes.
 
 Closing is reported as it happened: ``FIN`` (an orderly close, read returns
@@ -18,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bluetrace import wire
 from bluetrace.conform.model import CaseContext, CaseFailed
 from bluetrace.conform.wirelog import WireLog
-from bluetrace.errors import ProtocolError
-from bluetrace.messages import (
+from bluetrace.protocol import wire
+from bluetrace.protocol.errors import ProtocolError
+from bluetrace.protocol.messages import (
     ErrorReply,
     LoginReply,
     Message,
@@ -30,7 +30,7 @@ from bluetrace.messages import (
     UploadReply,
     decode,
 )
-from bluetrace.timefmt import format_timestamp
+from bluetrace.protocol.timefmt import format_timestamp
 
 HEADER = wire.FRAME_HEADER_LEN
 

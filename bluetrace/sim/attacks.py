@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from bluetrace.phone import BeaconAccepted
+from bluetrace.phone.core import BeaconAccepted
 from bluetrace.sim.exact import ExactWorld, run_exact
 from bluetrace.sim.metrics import seed_metrics, wilson
 from bluetrace.sim.scenario import Scenario, scenario_from_dict

@@ -125,7 +125,7 @@ def exact_figures(*, quick: bool) -> dict[str, float]:
     """Beacon deliveries per second through the exact engine, on the office
     scenario: the exact run's time less the fast engine's on the same world
     (the same radio draws), beside the real beacon parser alone."""
-    from bluetrace.messages import decode_beacon, encode_beacon  # noqa: PLC0415
+    from bluetrace.protocol.messages import decode_beacon, encode_beacon  # noqa: PLC0415
     from bluetrace.sim.exact import run_exact  # noqa: PLC0415
     from bluetrace.sim.fast import run_fast as fast  # noqa: PLC0415
 
@@ -141,7 +141,7 @@ def exact_figures(*, quick: bool) -> dict[str, float]:
     result = run_exact(world, scenario, np.random.default_rng([1, 2]))
     t_exact = time.perf_counter() - t0
     received = result.beacons_received
-    from bluetrace.messages import TempIDWindow  # noqa: PLC0415
+    from bluetrace.protocol.messages import TempIDWindow  # noqa: PLC0415
 
     moment = datetime(2020, 5, 14, 9)
     datagram = encode_beacon(TempIDWindow("1" * 20, moment, moment + timedelta(minutes=14)))

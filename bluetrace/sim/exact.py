@@ -1,8 +1,8 @@
 """The exact engine: the real phone and server objects on a virtual clock.
 
-Every phone is a real :class:`~bluetrace.phone.Phone` with its own real
-:class:`~bluetrace.server_connection.ServerConnection` to one real
-:class:`~bluetrace.server_core.ServerCore`; every request and reply is real
+Every phone is a real :class:`~bluetrace.phone.core.Phone` with its own real
+:class:`~bluetrace.server.connection.ServerConnection` to one real
+:class:`~bluetrace.server.core.ServerCore`; every request and reply is real
 bytes through the real codec, every TempID is issued by the server and
 recorded through its store, every beacon is a real 59-byte datagram through
 the real beacon parser and the receiving phone's validity check, every log
@@ -31,7 +31,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from bluetrace.phone import (
+from bluetrace.phone.core import (
     BeaconAccepted,
     MemoryContactStore,
     Phone,
@@ -39,8 +39,9 @@ from bluetrace.phone import (
     TempIDIssued,
     UploadAcknowledged,
 )
-from bluetrace.server_connection import NeedsCommit, Output, ServerConnection
-from bluetrace.server_core import Limits, ServerCore
+from bluetrace.server.connection import NeedsCommit, Output, ServerConnection
+from bluetrace.server.core import Limits, ServerCore
+from bluetrace.server.stores import MemoryCheckStore, MemoryTempIDStore
 from bluetrace.sim.arrays import uniq_inverse
 from bluetrace.sim.channel import draw_links
 from bluetrace.sim.fast import PhoneArrays, opportunities, simulate_opportunities
@@ -55,7 +56,6 @@ from bluetrace.sim.result import (
 from bluetrace.sim.scenario import Scenario
 from bluetrace.sim.units import DAY
 from bluetrace.sim.world import World
-from bluetrace.stores import MemoryCheckStore, MemoryTempIDStore
 
 MAX_PHONES: Final = 5000
 """More app users than this is a job for the fast engine."""

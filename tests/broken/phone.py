@@ -1,6 +1,6 @@
 """A small, independent BlueTrace phone for showing that the kit can fail.
 
-Built on ``bluetrace.messages`` (encode and decode) and nothing else of
+Built on ``bluetrace.protocol.messages`` (encode and decode) and nothing else of
 bluetrace. With no ``--break`` it should pass every client and beacon case of
 ``bluetrace-conform``; ``--break RULE`` breaks exactly one rule (see BREAKS).
 Same command line as bluetrace-client. One selectors loop over the terminal,
@@ -18,8 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from bluetrace.errors import ProtocolError
-from bluetrace.messages import (
+from bluetrace.protocol.errors import ProtocolError
+from bluetrace.protocol.messages import (
     ErrorReply,
     LoginReply,
     LoginRequest,
@@ -36,7 +36,7 @@ from bluetrace.messages import (
     encode,
     encode_beacon,
 )
-from bluetrace.wire import LoginStatus
+from bluetrace.protocol.wire import LoginStatus
 
 BREAKS = {
     "expired-stored": "stores every well-formed beacon, valid or not",

@@ -1,6 +1,6 @@
 """A small, independent BlueTrace server for showing that the kit can fail.
 
-Built on ``bluetrace.messages`` (encode and decode) and nothing else of
+Built on ``bluetrace.protocol.messages`` (encode and decode) and nothing else of
 bluetrace. With no ``--break`` it should pass every server case of
 ``bluetrace-conform``; ``--break RULE`` breaks exactly one rule (see BREAKS).
 Same command line as bluetrace-server, so the same launcher starts both.
@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from bluetrace.errors import ProtocolError
-from bluetrace.messages import (
+from bluetrace.protocol.errors import ProtocolError
+from bluetrace.protocol.messages import (
     ErrorReply,
     LoginReply,
     LoginRequest,
@@ -38,7 +38,7 @@ from bluetrace.messages import (
     decode,
     encode,
 )
-from bluetrace.wire import ErrorCode, LoginStatus, RegisterStatus
+from bluetrace.protocol.wire import ErrorCode, LoginStatus, RegisterStatus
 
 BREAKS = {
     "block-per-connection": "counts wrong passwords per connection, not per user",

@@ -16,9 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bluetrace.messages import TempIDWindow
-from bluetrace.records import tempid_line
-from bluetrace.storage import CheckLog, LineAppender, append_lines_to, encode_lines, open_locked
+from bluetrace.protocol.messages import TempIDWindow
+from bluetrace.runtime.storage import (
+    CheckLog,
+    LineAppender,
+    append_lines_to,
+    encode_lines,
+    open_locked,
+)
+from bluetrace.server.records import tempid_line
 
 
 @dataclass(frozen=True, slots=True)

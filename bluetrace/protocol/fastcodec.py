@@ -1,6 +1,6 @@
 """A fast reading of the fixed-size wire parts, derived from ``wire.py``.
 
-The construct definitions in :mod:`bluetrace.wire` stay the one statement of
+The construct definitions in :mod:`bluetrace.protocol.wire` stay the one statement of
 the format; this module only reads them faster. At import it walks the
 construct structs (``Beacon``, ``Window``, ``UploadBody``, ``FrameHeader``)
 and *generates* from them:
@@ -13,7 +13,7 @@ and *generates* from them:
 
 Field *kinds* (TempID, Timestamp, beacon version) are Python adapters whose
 rules construct cannot state declaratively, so the regular expression for
-each kind is written here (the timestamp one in :mod:`bluetrace.timefmt`);
+each kind is written here (the timestamp one in :mod:`bluetrace.protocol.timefmt`);
 a field of a kind this module does not know stops the import. Then a handful
 of probes (valid, each field broken, both version bytes, leap days) are read
 by both paths at import, and any disagreement stops the import too, so a
@@ -39,9 +39,9 @@ from typing import Any, Final
 
 from construct import Const, Construct, ConstructError, FormatField, Struct, Terminated
 
-from bluetrace import wire
-from bluetrace.errors import RemoteProtocolError
-from bluetrace.timefmt import TIMESTAMP_LEN, TIMESTAMP_REGEX, format_timestamp
+from bluetrace.protocol import wire
+from bluetrace.protocol.errors import RemoteProtocolError
+from bluetrace.protocol.timefmt import TIMESTAMP_LEN, TIMESTAMP_REGEX, format_timestamp
 
 Fields = tuple[str, str, str]
 """A window as its three wire texts: TempID, start and expiry."""

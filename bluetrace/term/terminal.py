@@ -17,11 +17,11 @@ import termios
 from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
-from bluetrace.commands import COMPLETIONS
-from bluetrace.console import Console
-from bluetrace.lineedit import EndOfInput, Interrupted, LineEditor, Submitted, Suspend
-from bluetrace.reactor import Reactor
-from bluetrace.transports import LineReader
+from bluetrace.phone.commands import COMPLETIONS
+from bluetrace.runtime.reactor import Reactor
+from bluetrace.runtime.transports import LineReader
+from bluetrace.term.console import Console
+from bluetrace.term.lineedit import EndOfInput, Interrupted, LineEditor, Submitted, Suspend
 
 READ_SIZE = 4096
 

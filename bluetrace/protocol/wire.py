@@ -5,7 +5,7 @@ disagree. Construct branches but does not check (an unknown ``Enum`` value
 parses to a bare int, trailing bytes pass silently), so each field here is an
 adapter that validates as it parses, and every struct ends in ``Terminated``.
 These definitions raise construct errors whose messages are sentences for
-people (``messages`` turns them into :class:`~bluetrace.errors.ProtocolError`
+people (``messages`` turns them into :class:`~bluetrace.protocol.errors.ProtocolError`
 and never shows construct's own wording). ``fastcodec`` derives a faster
 reading of the fixed-size parts (beacon, window, upload entries, header) from
 these definitions and is held to them by tests.
@@ -41,7 +41,7 @@ from construct import (
     this,
 )
 
-from bluetrace.timefmt import TIMESTAMP_LEN, format_timestamp, parse_timestamp, shown_bytes
+from bluetrace.protocol.timefmt import TIMESTAMP_LEN, format_timestamp, parse_timestamp, shown_bytes
 
 TEMPID_LEN = 20
 BEACON_VERSION = 1

@@ -15,7 +15,7 @@ import socket
 from collections import deque
 from collections.abc import Callable
 
-from bluetrace.reactor import Handle, Reactor
+from bluetrace.runtime.reactor import Handle, Reactor
 
 RECV_SIZE = 64 * 1024
 HIGH_WATER = 1024 * 1024

@@ -2,11 +2,11 @@
 
 Messages are small frozen dataclasses that validate in ``__post_init__`` (as
 h11's events do), so an invalid message cannot be built, and any failure is
-reported as a :class:`~bluetrace.errors.ProtocolError` whose text is one
+reported as a :class:`~bluetrace.protocol.errors.ProtocolError` whose text is one
 sentence for people.
 
 The fixed-size parts (beacon, window, upload entries, header) go through
-:mod:`bluetrace.fastcodec`, derived from and held to the construct
+:mod:`bluetrace.protocol.fastcodec`, derived from and held to the construct
 definitions; anything the fast path does not accept is handed to construct,
 which decides and explains.
 """
@@ -17,10 +17,15 @@ from typing import Any, ClassVar, TypeVar, cast
 
 from construct import ConstructError, Container
 
-from bluetrace import fastcodec, wire
-from bluetrace.errors import LocalProtocolError, RemoteProtocolError
-from bluetrace.timefmt import format_timestamp, is_timestamp_text, shown, timestamp_from_text
-from bluetrace.wire import ErrorCode, LoginStatus, MessageType, RegisterStatus
+from bluetrace.protocol import fastcodec, wire
+from bluetrace.protocol.errors import LocalProtocolError, RemoteProtocolError
+from bluetrace.protocol.timefmt import (
+    format_timestamp,
+    is_timestamp_text,
+    shown,
+    timestamp_from_text,
+)
+from bluetrace.protocol.wire import ErrorCode, LoginStatus, MessageType, RegisterStatus
 
 
 def _check_body(message: "Message") -> None:

@@ -4,7 +4,7 @@ bytes to write come out.
 The phone runs one selectors loop, so it cannot hand stdin to GNU readline
 (no callback interface in Python) or prompt_toolkit (asyncio). Keeping the
 editor free of file descriptors and termios makes every key testable byte for
-byte; ``bluetrace.console`` holds the terminal glue.
+byte; ``bluetrace.term.console`` holds the terminal glue.
 
 Keys follow readline's emacs mode:
 

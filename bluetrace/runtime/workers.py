@@ -43,11 +43,11 @@ from pathlib import Path
 from typing import Final
 
 import bluetrace
-from bluetrace.reactor import Handle, Reactor
+from bluetrace.runtime.reactor import Handle, Reactor
 
 KINDS: Final[dict[str, str]] = {
-    "scrypt_verify": "bluetrace.passwords:verify_job",
-    "scrypt_hash": "bluetrace.passwords:hash_job",
+    "scrypt_verify": "bluetrace.server.passwords:verify_job",
+    "scrypt_hash": "bluetrace.server.passwords:hash_job",
 }
 """Every job a worker may run, as ``module:function`` taking and returning bytes."""
 
@@ -213,7 +213,7 @@ class WorkerPool:
         env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
         try:
             proc = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-                [sys.executable, "-m", "bluetrace.workers", str(child.fileno())],
+                [sys.executable, "-m", "bluetrace.runtime.workers", str(child.fileno())],
                 pass_fds=(child.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -380,14 +380,14 @@ def serve(sock: socket.socket) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bluetrace.workers FD``: started by :class:`WorkerPool` only."""
+    """``python -m bluetrace.runtime.workers FD``: started by :class:`WorkerPool` only."""
     args = sys.argv[1:] if argv is None else argv
     for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
         signal.signal(signum, signal.SIG_IGN)
     with contextlib.suppress(OSError):
         os.nice(5)  # the loop's turns come before a worker's hashing
     if len(args) != 1 or not args[0].isdigit():
-        print("bluetrace.workers: started by the server only", file=sys.stderr)
+        print("bluetrace.runtime.workers: started by the server only", file=sys.stderr)
         return 2
     sock = socket.socket(fileno=int(args[0]))
     sock.setblocking(True)

@@ -1,7 +1,7 @@
 """``bluetrace-client``: the phone, wired to the terminal, TCP, UDP and a file.
 
-Glue only: :class:`~bluetrace.phone.Phone` holds the protocol and
-:class:`~bluetrace.shell.Shell` the commands and texts; this module moves
+Glue only: :class:`~bluetrace.phone.core.Phone` holds the protocol and
+:class:`~bluetrace.phone.shell.Shell` the commands and texts; this module moves
 bytes between them and the sockets, keeps one timer at their nearest
 deadline, and shows what the shell says. The terminal shows only what a
 user should read: prompts, the specification's texts and one-line errors.
@@ -21,14 +21,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bluetrace import __version__
-from bluetrace.cli import fail, port, positive_seconds, seconds, whole
-from bluetrace.clock import Clock, SystemClock
-from bluetrace.commands import HELP_TEXT
-from bluetrace.messages import TempIDWindow
-from bluetrace.phone import DEFAULT_MAX_CONTACTS, DEFAULT_REPLY_TIMEOUT, DEFAULT_RETENTION, Phone
-from bluetrace.reactor import Handle, Reactor
-from bluetrace.records import contact_line, load_contact_log
-from bluetrace.shell import (
+from bluetrace.phone.commands import HELP_TEXT
+from bluetrace.phone.core import (
+    DEFAULT_MAX_CONTACTS,
+    DEFAULT_REPLY_TIMEOUT,
+    DEFAULT_RETENTION,
+    Phone,
+)
+from bluetrace.phone.shell import (
     Connect,
     Disconnect,
     Effect,
@@ -39,10 +39,15 @@ from bluetrace.shell import (
     Show,
     Transmit,
 )
-from bluetrace.storage import LineAppender, replace_lines
-from bluetrace.terminal import EditorTerminal, PlainTerminal, Terminal
-from bluetrace.tls import TlsError, TlsSession, client_context, normalise_pin
-from bluetrace.transports import DatagramEndpoint, Stream, connect
+from bluetrace.protocol.clock import Clock, SystemClock
+from bluetrace.protocol.messages import TempIDWindow
+from bluetrace.runtime.cli import fail, port, positive_seconds, seconds, whole
+from bluetrace.runtime.reactor import Handle, Reactor
+from bluetrace.runtime.storage import LineAppender, replace_lines
+from bluetrace.runtime.tls import TlsError, TlsSession, client_context, normalise_pin
+from bluetrace.runtime.transports import DatagramEndpoint, Stream, connect
+from bluetrace.server.records import contact_line, load_contact_log
+from bluetrace.term.terminal import EditorTerminal, PlainTerminal, Terminal
 
 PROGRAM = "bluetrace-client"
 CONNECT_TIMEOUT = 10.0

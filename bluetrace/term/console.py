@@ -51,7 +51,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
-from bluetrace.lineedit import DEFAULT_WIDTH, LineEditor
+from bluetrace.term.lineedit import DEFAULT_WIDTH, LineEditor
 
 WRITE_TIMEOUT = 5.0
 """Seconds ``write`` waits for a terminal that takes no more output (one

@@ -15,10 +15,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bluetrace import __version__, passwords, wire
-from bluetrace.cli import fail, whole
-from bluetrace.records import COMMENT, RecordError, load_credentials
-from bluetrace.storage import open_locked
+from bluetrace import __version__
+from bluetrace.protocol import wire
+from bluetrace.runtime.cli import fail, whole
+from bluetrace.runtime.storage import open_locked
+from bluetrace.server import passwords
+from bluetrace.server.records import COMMENT, RecordError, load_credentials
 
 PROGRAM = "bluetrace-passwd"
 LOCK_WAIT = 10.0

@@ -13,12 +13,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from bluetrace import passwords, wire
-from bluetrace.clock import Clock
-from bluetrace.messages import TempIDWindow
-from bluetrace.states import Event
-from bluetrace.stores import CheckBatch, CheckStore, CredentialStore, TempIDRecord, TempIDStore
-from bluetrace.wire import ErrorCode
+from bluetrace.protocol import wire
+from bluetrace.protocol.clock import Clock
+from bluetrace.protocol.messages import TempIDWindow
+from bluetrace.protocol.states import Event
+from bluetrace.protocol.wire import ErrorCode
+from bluetrace.server import passwords
+from bluetrace.server.stores import (
+    CheckBatch,
+    CheckStore,
+    CredentialStore,
+    TempIDRecord,
+    TempIDStore,
+)
 
 MAX_FAILURES = 3
 PHONE_NUMBER = re.compile(r"\+[1-9][0-9]{6,14}")

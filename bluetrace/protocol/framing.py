@@ -9,9 +9,9 @@ header plus ``max_body`` bytes stay buffered.
 
 from typing import Final
 
-from bluetrace import fastcodec, wire
-from bluetrace.errors import FrameTooLargeError, RemoteProtocolError
-from bluetrace.messages import Message, decode_body
+from bluetrace.protocol import fastcodec, wire
+from bluetrace.protocol.errors import FrameTooLargeError, RemoteProtocolError
+from bluetrace.protocol.messages import Message, decode_body
 
 
 class NeedData:

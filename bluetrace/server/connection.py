@@ -15,10 +15,10 @@ import enum
 from dataclasses import dataclass, field
 from typing import Final
 
-from bluetrace import passwords, wire
-from bluetrace.errors import FrameTooLargeError, ProtocolError
-from bluetrace.framing import FrameDecoder, _NeedData
-from bluetrace.messages import (
+from bluetrace.protocol import wire
+from bluetrace.protocol.errors import FrameTooLargeError, ProtocolError
+from bluetrace.protocol.framing import FrameDecoder, _NeedData
+from bluetrace.protocol.messages import (
     ErrorReply,
     LoginReply,
     LoginRequest,
@@ -34,11 +34,12 @@ from bluetrace.messages import (
     UploadRequest,
     encode,
 )
-from bluetrace.server_core import ServerCore
-from bluetrace.states import Event, Reply, State, transition
-from bluetrace.stores import CheckBatch, CheckRecord
-from bluetrace.timefmt import format_timestamp
-from bluetrace.wire import ErrorCode, LoginStatus, RegisterStatus
+from bluetrace.protocol.states import Event, Reply, State, transition
+from bluetrace.protocol.timefmt import format_timestamp
+from bluetrace.protocol.wire import ErrorCode, LoginStatus, RegisterStatus
+from bluetrace.server import passwords
+from bluetrace.server.core import ServerCore
+from bluetrace.server.stores import CheckBatch, CheckRecord
 
 REPORT_ENTRIES: Final = 1_000
 """Entries of one upload shown on the server's terminal, in each of its two

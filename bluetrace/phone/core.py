@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Protocol
 
-from bluetrace import wire
-from bluetrace.clock import Clock
-from bluetrace.errors import LocalProtocolError, ProtocolError
-from bluetrace.framing import FrameDecoder, _NeedData
-from bluetrace.messages import (
+from bluetrace.protocol import wire
+from bluetrace.protocol.clock import Clock
+from bluetrace.protocol.errors import LocalProtocolError, ProtocolError
+from bluetrace.protocol.framing import FrameDecoder, _NeedData
+from bluetrace.protocol.messages import (
     ErrorReply,
     LoginReply,
     LoginRequest,
@@ -38,7 +38,7 @@ from bluetrace.messages import (
     encode_beacon,
     moment_key,
 )
-from bluetrace.wire import ErrorCode, LoginStatus, RegisterStatus
+from bluetrace.protocol.wire import ErrorCode, LoginStatus, RegisterStatus
 
 DEFAULT_RETENTION = 180.0
 DEFAULT_REPLY_TIMEOUT = 30.0

@@ -22,7 +22,7 @@ import re
 from collections import deque
 from collections.abc import Callable
 
-from bluetrace.reactor import Reactor
+from bluetrace.runtime.reactor import Reactor
 
 DEFAULT_MAX_BUFFER = 4 * 1024 * 1024
 #: At most this much is written per loop turn: a large report (a 200,000-entry

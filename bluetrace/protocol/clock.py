@@ -8,7 +8,7 @@ wall-clock time for the timestamps the specification shows and stores.
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bluetrace.timefmt import wall_now
+from bluetrace.protocol.timefmt import wall_now
 
 
 class Clock(Protocol):

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 
-from bluetrace import passwords, wire
-from bluetrace.errors import LocalProtocolError
-from bluetrace.messages import TempIDWindow
-from bluetrace.registry import TempIDRegistry
-from bluetrace.storage import open_regular, read_regular, split_lines
-from bluetrace.timefmt import TIMESTAMP_REGEX, parse_timestamp
+from bluetrace.protocol import wire
+from bluetrace.protocol.errors import LocalProtocolError
+from bluetrace.protocol.messages import TempIDWindow
+from bluetrace.protocol.timefmt import TIMESTAMP_REGEX, parse_timestamp
+from bluetrace.runtime.storage import open_regular, read_regular, split_lines
+from bluetrace.server import passwords
+from bluetrace.server.registry import TempIDRegistry
 
 
 class RecordError(Exception):
@@ -178,7 +179,7 @@ class LoadReport:
 
 def load_tempids(path: Path, into: "dict[str, str] | TempIDRegistry") -> LoadReport:
     """Fill ``into`` (TempID to phone: a dict, or the compact
-    :class:`~bluetrace.registry.TempIDRegistry`) from tempIDs.txt, reporting
+    :class:`~bluetrace.server.registry.TempIDRegistry`) from tempIDs.txt, reporting
     bad lines; a later line for the same TempID wins.
 
     Built for millions of lines within the start-up budget: the file is read

@@ -9,7 +9,7 @@ a well-formed one).
 
 scrypt is the standard library's memory-hard KDF. One check costs about
 35 ms here at the default cost (n = 2^14, r = 8), which is why the server
-runs checks in worker processes (``bluetrace.workers``), bounds how many it
+runs checks in worker processes (``bluetrace.runtime.workers``), bounds how many it
 runs per second (``Limits.hashes_per_second``), and bounds what one line may
 ask for (MAX_WORK, MAX_MEMORY).
 """

@@ -1,6 +1,6 @@
 """The phone's command interpreter: typed lines in, the specification's texts out.
 
-It sits between the terminal and :class:`~bluetrace.phone.Phone`: a line
+It sits between the terminal and :class:`~bluetrace.phone.core.Phone`: a line
 becomes an API call, and each phone event becomes the text the
 specification shows. Like the phone it does no I/O: it returns effects
 (text to show, a prompt, "connect now", a beacon to send, an exit) for the
@@ -13,11 +13,8 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bluetrace import wire
-from bluetrace.clock import Clock
-from bluetrace.commands import HELP_TEXT
-from bluetrace.errors import LocalProtocolError
-from bluetrace.phone import (
+from bluetrace.phone.commands import HELP_TEXT
+from bluetrace.phone.core import (
     Address,
     BeaconAccepted,
     BeaconIgnored,
@@ -38,8 +35,11 @@ from bluetrace.phone import (
     UploadAcknowledged,
     UploadRefused,
 )
-from bluetrace.timefmt import format_timestamp
-from bluetrace.wire import LoginStatus, RegisterStatus
+from bluetrace.protocol import wire
+from bluetrace.protocol.clock import Clock
+from bluetrace.protocol.errors import LocalProtocolError
+from bluetrace.protocol.timefmt import format_timestamp
+from bluetrace.protocol.wire import LoginStatus, RegisterStatus
 
 PROMPT = "> "
 USERNAME_PROMPT = "Username: "

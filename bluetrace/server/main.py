@@ -1,7 +1,7 @@
 """``bluetrace-server``: the sans-I/O connections wired to sockets, files and output.
 
 Everything here is glue: accept connections, move bytes between sockets and
-:class:`~bluetrace.server_connection.ServerConnection` objects, keep one
+:class:`~bluetrace.server.connection.ServerConnection` objects, keep one
 timer per connection at its deadline, run the group commit once per loop
 turn, and write what the connections report. The specification's texts go
 to stdout; diagnostics go to stderr, starting with the line
@@ -22,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bluetrace import __version__
-from bluetrace.admission import Admission, Caps, LineSummary
-from bluetrace.cli import (
+from bluetrace.protocol.clock import Clock, SystemClock
+from bluetrace.runtime.cli import (
     DAY,
     fail,
     port,
@@ -33,12 +33,14 @@ from bluetrace.cli import (
     whole,
     whole_seconds,
 )
-from bluetrace.clock import Clock, SystemClock
-from bluetrace.output import LineOutput
-from bluetrace.reactor import Handle, Reactor
-from bluetrace.records import CredentialParser, RecordError, load_tempids
-from bluetrace.registry import TempIDRegistry
-from bluetrace.server_connection import (
+from bluetrace.runtime.output import LineOutput
+from bluetrace.runtime.reactor import Handle, Reactor
+from bluetrace.runtime.storage import read_regular, recover_checks
+from bluetrace.runtime.tls import TlsError, TlsSession, server_context
+from bluetrace.runtime.transports import Stream
+from bluetrace.runtime.workers import DEFAULT_QUEUE, DEFAULT_WORKERS, WorkerPool
+from bluetrace.server.admission import Admission, Caps, LineSummary
+from bluetrace.server.connection import (
     CloseConnection,
     Log,
     NeedsCommit,
@@ -47,17 +49,15 @@ from bluetrace.server_connection import (
     Rejected,
     ServerConnection,
 )
-from bluetrace.server_core import (
+from bluetrace.server.core import (
     DEFAULT_LOGIN_TIMEOUT,
     DEFAULT_TEMPID_LIFETIME,
     Limits,
     ServerCore,
 )
-from bluetrace.storage import read_regular, recover_checks
-from bluetrace.stores import CheckFile, CredentialFile, TempIDFile
-from bluetrace.tls import TlsError, TlsSession, server_context
-from bluetrace.transports import Stream
-from bluetrace.workers import DEFAULT_QUEUE, DEFAULT_WORKERS, WorkerPool
+from bluetrace.server.records import CredentialParser, RecordError, load_tempids
+from bluetrace.server.registry import TempIDRegistry
+from bluetrace.server.stores import CheckFile, CredentialFile, TempIDFile
 
 PROGRAM = "bluetrace-server"
 ACCEPTS_PER_WAKEUP = 64

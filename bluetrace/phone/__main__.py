@@ -1,0 +1,7 @@
+"""``python -m bluetrace.phone``: the same as the installed program."""
+
+import sys
+
+from bluetrace.phone.main import main
+
+sys.exit(main())
