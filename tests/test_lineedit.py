@@ -14,9 +14,9 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from bluetrace.phone.commands import COMPLETIONS, HELP_TEXT
+from bluetrace.term.keys import MAX_SEQUENCE, KeyDecoder, Typed
 from bluetrace.term.lineedit import (
     MAX_LINE,
-    MAX_SEQUENCE,
     MAX_TYPEAHEAD,
     EditorEvent,
     EndOfInput,
@@ -576,7 +576,7 @@ def test_unknown_sequences_are_swallowed_whole(sequence: bytes) -> None:
 def test_an_endless_sequence_is_bounded_and_swallowed() -> None:
     editor = editing()
     feed(editor, b"\x1b[" + b"1;" * 5000)
-    assert len(editor._sequence) <= MAX_SEQUENCE
+    assert len(editor._keys_in._sequence) <= MAX_SEQUENCE
     feed(editor, b"~x")
     assert editor.text == "x"
     feed(editor, b"\x01\x1b[" + b"0" * MAX_SEQUENCE + b"3~")  # not Delete: cut short
@@ -829,3 +829,27 @@ def test_any_cut_of_the_input_gives_the_same_events(data: bytes, cuts: list[int]
         assert cut.events == whole.events
         assert (cut.editor.text, cut.editor.cursor) == (whole.editor.text, whole.editor.cursor)
         assert cut.editor.history == whole.editor.history
+
+
+def decode_all(decoder: KeyDecoder, text: str) -> list[str | Typed]:
+    return [key for ch in text if (key := decoder.decode(ch)) is not None]
+
+
+@pytest.mark.parametrize(
+    ("typed", "keys"),
+    [
+        ("\x1b[A\x1bOB\x1b[1;5C\x1b[3~", ["up", "down", "word_right", "delete"]),
+        ("\r\n\n", ["enter", "enter"]),  # CRLF is one Enter, the LF after it another
+        ("\x1bb\x1bz", ["word_left", "unbound"]),  # Alt-B; Alt-Z means nothing
+        ("\x1b[?1;2c", ["unbound"]),  # a terminal's reply is swallowed whole
+        ("a\x1b[[A", [Typed("a"), "unbound"]),  # the Linux console's F1
+    ],
+)
+def test_the_key_decoder_alone(typed: str, keys: list[str | Typed]) -> None:
+    assert decode_all(KeyDecoder(), typed) == keys
+
+
+def test_every_key_the_decoder_names_is_bound_in_the_editor() -> None:
+    from bluetrace.term.keys import KEY_NAMES  # noqa: PLC0415 (only this test needs it)
+
+    assert set(KEY_NAMES) <= set(LineEditor()._keys)

@@ -30,7 +30,8 @@ Ctrl-Z                 ``Suspend()``; the host stops the process (see console.py
 
 Any other escape sequence is swallowed whole. A lone Escape followed by a
 printable key is read as Alt plus that key (as readline does; there is no
-timer here to tell the two apart).
+timer here to tell the two apart). Turning bytes into these keys is
+``bluetrace.term.keys``; this module decides what each key does.
 
 The life of a line: ``set_prompt`` shows a prompt and makes the editor
 *active*. Enter, Ctrl-C or Ctrl-D on an empty line end the line and make the
@@ -48,13 +49,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from bluetrace.term.keys import UNBOUND, KeyDecoder, Typed
+
 MAX_LINE = 4096
 """Characters in one line; further input is refused with a bell."""
 MAX_TYPEAHEAD = 4096
 """Characters kept while no prompt is shown; further input is refused."""
-MAX_SEQUENCE = 32
-"""Parameter characters kept of one escape sequence; the rest is skipped
-(still swallowed up to its final byte)."""
 DEFAULT_WIDTH = 80
 
 BELL = "\x07"
@@ -154,39 +154,8 @@ def _is_word(ch: str) -> bool:
     return ch.isalnum()
 
 
-_TEXT, _ESC, _CSI, _SS3 = range(4)
-
-_FINAL_KEYS = {"A": "up", "B": "down", "C": "right", "D": "left", "H": "home", "F": "end"}
-_TILDE_KEYS = {"1": "home", "7": "home", "4": "end", "8": "end", "3": "delete"}
-_WORD_MODIFIERS = {"3", "5", "7", "9"}  # Alt, Ctrl, Ctrl-Alt, Meta (xterm's 1 + bits)
-_META_KEYS = {
-    "b": "word_left",
-    "f": "word_right",
-    "d": "kill_word_right",
-    "\x7f": "kill_word_left",
-    "\x08": "kill_word_left",
-}
-_CONTROL_KEYS = {
-    "\x01": "home",
-    "\x02": "left",
-    "\x03": "interrupt",
-    "\x04": "ctrl_d",
-    "\x05": "end",
-    "\x06": "right",
-    "\x08": "backspace",
-    "\x09": "tab",
-    "\x0b": "kill_end",
-    "\x0c": "clear_screen",
-    "\x0d": "enter",
-    "\x0a": "enter",
-    "\x0e": "down",
-    "\x10": "up",
-    "\x15": "kill_start",
-    "\x17": "kill_word_left",
-    "\x19": "yank",
-    "\x1a": "suspend",
-    "\x7f": "backspace",
-}
+def _ignore() -> None:
+    """A key with no binding: swallowed whole, it only ends a Tab pair."""
 
 
 class LineEditor:
@@ -210,10 +179,7 @@ class LineEditor:
         self._cursor = 0
         self._cursor_row = 0  # screen row of the cursor, counted from the prompt's row
         self._typeahead: list[str] = []
-        self._state = _TEXT
-        self._sequence = ""
-        self._sequence_overflow = False
-        self._after_cr = False
+        self._keys_in = KeyDecoder()
         self._killed = ""
         self._tab_again = False
         self._history_index = 0
@@ -242,6 +208,7 @@ class LineEditor:
             "enter": self._enter,
             "interrupt": self._interrupt,
             "suspend": self._suspend,
+            UNBOUND: _ignore,
         }
 
     # -- state, read-only -----------------------------------------------------
@@ -304,7 +271,7 @@ class LineEditor:
             ch = chars[i]
             if self._prompt is None:
                 self._waiting_char(ch)
-            elif self._state == _TEXT and not self._after_cr and ch.isprintable():
+            elif self._keys_in.at_text and ch.isprintable():
                 # A run of text (a paste) is inserted and drawn once, not per character.
                 j = i + 1
                 while j < n and chars[j].isprintable():
@@ -367,7 +334,7 @@ class LineEditor:
         """No prompt shown: keep the key for the next one, unless it must act now."""
         if ch == "\x03":
             self._typeahead = []
-            self._after_cr = False
+            self._keys_in.forget_return()
             self._out.append("^C\r\n")
             self._events.append(Interrupted())
         elif ch == "\x1a":
@@ -378,67 +345,17 @@ class LineEditor:
             self._out.append(BELL)
 
     def _active_char(self, ch: str) -> None:
-        if self._after_cr:
-            self._after_cr = False
-            if ch == "\n":
-                return  # CRLF is one Enter
-        state = self._state
-        if state == _ESC:
-            self._state = _TEXT
-            if ch in "[O":
-                self._state = _CSI if ch == "[" else _SS3
-                self._sequence, self._sequence_overflow = "", False
-                return
-            if ch == "\x1b":
-                self._state = _ESC  # ESC ESC: the first one meant nothing
-                return
-            if ch.isprintable() or ch in "\x7f\x08":
-                self._key(_META_KEYS.get(ch))
-                return
-            # A control character after ESC is that control key.
-        elif state in (_CSI, _SS3):
-            code = ord(ch)
-            if 0x40 <= code <= 0x7E and not (state == _CSI and ch == "[" and not self._sequence):
-                self._state = _TEXT
-                overflow = self._sequence_overflow
-                self._key(None if overflow else self._sequence_key(self._sequence, ch))
-                return
-            if 0x20 <= code <= 0x3F or ch == "[":  # ESC [ [ A: the Linux console's F1
-                if len(self._sequence) < MAX_SEQUENCE:
-                    self._sequence += ch
-                else:
-                    self._sequence_overflow = True
-                return
-            self._state = _TEXT  # not part of a sequence: the sequence is dropped
-        if ch == "\x1b":
-            self._state = _ESC
-            return
-        if ch == "\r":
-            self._after_cr = True
-        key = _CONTROL_KEYS.get(ch)
-        if key is not None:
-            self._key(key)
-        elif ch.isprintable():
+        decoded = self._keys_in.decode(ch)
+        if isinstance(decoded, Typed):
             self._tab_again = False
-            self._insert(ch)
+            self._insert(decoded.char)
+        elif decoded is not None:
+            self._key(decoded)
 
-    @staticmethod
-    def _sequence_key(params: str, final: str) -> str | None:
-        if params[:1] in ("[", "?", ">", "<", "="):
-            return None  # function keys on the Linux console, terminal replies
-        fields = params.split(";")
-        if final == "~":
-            return _TILDE_KEYS.get(fields[0]) if len(fields) <= 2 else None
-        key = _FINAL_KEYS.get(final)
-        if key in ("left", "right") and len(fields) == 2 and fields[1] in _WORD_MODIFIERS:
-            return "word_" + key
-        return key
-
-    def _key(self, name: str | None) -> None:
+    def _key(self, name: str) -> None:
         if name != "tab":
             self._tab_again = False
-        if name is not None:
-            self._keys[name]()
+        self._keys[name]()
 
     # -- editing --------------------------------------------------------------
     def _insert(self, text: str) -> None:
