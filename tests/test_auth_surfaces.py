@@ -25,8 +25,8 @@ from bluetrace.server.core import Limits
 from bluetrace.server.main import CredentialReloader
 from bluetrace.server.records import RecordError, load_credentials
 from bluetrace.server.stores import MemoryCredentialStore
+from bluetrace.testing import ServerSide
 from tests.harness import SAMPLES, WAIT, ServerProcess, running_server
-from tests.pair import ServerSide
 
 SALT = base64.b64encode(bytes(16)).decode().rstrip("=")
 KEY = "A" * 43

@@ -24,8 +24,8 @@ from bluetrace.protocol.messages import (
 from bluetrace.protocol.wire import ErrorCode, LoginStatus
 from bluetrace.runtime.storage import CheckLog, recover_checks
 from bluetrace.server.core import Limits
-from bluetrace.server.stores import CheckFile
-from tests.pair import START, USERS, ServerLink, ServerSide
+from bluetrace.server.files import CheckFile
+from bluetrace.testing import START, USERS, ServerLink, ServerSide
 from tests.test_checklog import _blocks
 
 ALICE, BOB = "+61410888888", "+61410999999"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from bluetrace.phone.contactfile import load_contact_log
 from bluetrace.protocol.messages import (
     ErrorReply,
     LoginReply,
@@ -28,7 +29,7 @@ from bluetrace.protocol.messages import (
     encode_beacon,
 )
 from bluetrace.protocol.wire import ErrorCode, LoginStatus
-from bluetrace.server.records import load_contact_log, load_tempids
+from bluetrace.server.records import load_tempids
 from tests.harness import WAIT, FrameClient, running_server, wait_until
 from tests.test_client import Phone
 

@@ -16,7 +16,7 @@ from bluetrace.protocol.clock import ManualClock
 from bluetrace.protocol.messages import LoginReply, LoginRequest
 from bluetrace.protocol.wire import LoginStatus
 from bluetrace.server.core import Limits
-from tests.pair import ServerSide
+from bluetrace.testing import ServerSide
 
 USERS = {"+61410000001": "alpha1", "+61410000002": "bravo2", "+61410000003": "charlie3"}
 UNKNOWN = ["+61499999999", "nobody"]

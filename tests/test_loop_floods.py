@@ -42,8 +42,8 @@ from bluetrace.server.admission import Admission, Caps, LineSummary
 from bluetrace.server.core import Limits, ServerCore
 from bluetrace.server.main import HANDSHAKE_UNITS, TURN_BUDGET, Server
 from bluetrace.server.stores import MemoryCheckStore, MemoryTempIDStore
+from bluetrace.testing import USERS, ServerSide
 from tests.harness import WAIT, FrameClient, OutputFile, running_server, wait_until
-from tests.pair import USERS, ServerSide
 
 USER, PASSWORD = "+61410888888", "comp3331"
 MAX_TURNS = 2_000

@@ -11,7 +11,7 @@ from bluetrace.protocol.wire import ErrorCode, LoginStatus
 from bluetrace.server import passwords
 from bluetrace.server.core import Limits
 from bluetrace.server.records import RecordError, load_credentials
-from tests.pair import ServerSide
+from bluetrace.testing import ServerSide
 
 FAST = 2**10  # a cheap cost keeps the tests quick; the form is the same
 

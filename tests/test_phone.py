@@ -26,7 +26,7 @@ from bluetrace.phone.core import (
 from bluetrace.protocol.messages import TempIDWindow, encode_beacon
 from bluetrace.protocol.wire import MAX_UPLOAD_CHUNK, ErrorCode, LoginStatus
 from bluetrace.server.core import Limits
-from tests.pair import START, USERS, ConnectionPair, ServerSide
+from bluetrace.testing import START, USERS, ConnectionPair, ServerSide
 
 ALICE = "+61410888888"
 SENDER = ("127.0.0.1", 8001)

@@ -6,17 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from bluetrace.phone.contactfile import contact_line, load_contact_log, parse_contact_line
 from bluetrace.protocol.messages import TempIDWindow
 from bluetrace.runtime.storage import LineAppender, replace_lines
-from bluetrace.server.records import (
-    RecordError,
-    contact_line,
-    load_contact_log,
-    load_credentials,
-    load_tempids,
-    parse_contact_line,
-    tempid_line,
-)
+from bluetrace.server.records import RecordError, load_credentials, load_tempids, tempid_line
 from tests.harness import SAMPLES
 
 

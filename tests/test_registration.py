@@ -17,8 +17,8 @@ from bluetrace.server import passwords
 from bluetrace.server.core import Limits
 from bluetrace.server.records import load_credentials
 from bluetrace.server.stores import MemoryCredentialStore
+from bluetrace.testing import ServerSide
 from tests.harness import running_server
-from tests.pair import ServerSide
 from tests.test_shell import Rig
 
 NEW = "+61400000001"

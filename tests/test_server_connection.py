@@ -23,7 +23,7 @@ from bluetrace.protocol.states import State
 from bluetrace.protocol.wire import MAX_UPLOAD_CHUNK, ErrorCode, LoginStatus
 from bluetrace.server.connection import PRE_LOGIN_MAX_BODY
 from bluetrace.server.core import Limits
-from tests.pair import START, USERS, ServerLink, ServerSide
+from bluetrace.testing import START, USERS, ServerLink, ServerSide
 
 ALICE, BOB = "+61410888888", "+61410999999"
 

@@ -16,7 +16,7 @@ from bluetrace.protocol.messages import (
 from bluetrace.protocol.states import State
 from bluetrace.protocol.wire import MAX_UPLOAD_CHUNK, ErrorCode, LoginStatus
 from bluetrace.server.core import Limits
-from tests.pair import START, USERS, ServerLink, ServerSide
+from bluetrace.testing import START, USERS, ServerLink, ServerSide
 
 ALICE, BOB = "+61410888888", "+61410999999"
 WINDOW = TempIDWindow("1" * 20, START, datetime(2020, 5, 14, 18, 9, 5))

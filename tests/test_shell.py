@@ -27,7 +27,7 @@ from bluetrace.phone.shell import (
 )
 from bluetrace.protocol.messages import TempIDWindow, decode_beacon, encode_beacon
 from bluetrace.protocol.wire import MAX_UPLOAD_CHUNK
-from tests.pair import USERS, ConnectionPair, ServerSide
+from bluetrace.testing import USERS, ConnectionPair, ServerSide
 
 ALICE = "+61410888888"
 SENDER = ("127.0.0.1", 8001)

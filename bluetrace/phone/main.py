@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bluetrace import __version__
 from bluetrace.phone.commands import HELP_TEXT
+from bluetrace.phone.contactfile import contact_line, load_contact_log
 from bluetrace.phone.core import (
     DEFAULT_MAX_CONTACTS,
     DEFAULT_REPLY_TIMEOUT,
@@ -46,7 +47,6 @@ from bluetrace.runtime.reactor import Handle, Reactor
 from bluetrace.runtime.storage import LineAppender, replace_lines
 from bluetrace.runtime.tls import TlsError, TlsSession, client_context, normalise_pin
 from bluetrace.runtime.transports import DatagramEndpoint, Stream, connect
-from bluetrace.server.records import contact_line, load_contact_log
 from bluetrace.term.terminal import EditorTerminal, PlainTerminal, Terminal
 
 PROGRAM = "bluetrace-client"

@@ -55,9 +55,9 @@ from bluetrace.server.core import (
     Limits,
     ServerCore,
 )
+from bluetrace.server.files import CheckFile, CredentialFile, TempIDFile
 from bluetrace.server.records import CredentialParser, RecordError, load_tempids
 from bluetrace.server.registry import TempIDRegistry
-from bluetrace.server.stores import CheckFile, CredentialFile, TempIDFile
 
 PROGRAM = "bluetrace-server"
 ACCEPTS_PER_WAKEUP = 64

@@ -39,7 +39,7 @@ from bluetrace.phone.core import (
     TempIDIssued,
     UploadAcknowledged,
 )
-from bluetrace.server.connection import NeedsCommit, Output, ServerConnection
+from bluetrace.server.connection import Output, ServerConnection, ServerEvent
 from bluetrace.server.core import Limits, ServerCore
 from bluetrace.server.stores import MemoryCheckStore, MemoryTempIDStore
 from bluetrace.sim.arrays import uniq_inverse
@@ -56,6 +56,7 @@ from bluetrace.sim.result import (
 from bluetrace.sim.scenario import Scenario
 from bluetrace.sim.units import DAY
 from bluetrace.sim.world import World
+from bluetrace.testing import settle
 
 MAX_PHONES: Final = 5000
 """More app users than this is a job for the fast engine."""
@@ -177,25 +178,17 @@ class ExactWorld:
             up = phone.data_to_send()
             if up:
                 link.receive_data(up, now)
-            while True:
-                events = link.next_events()
-                if self.server_output is not None:
-                    for event in events:
-                        if isinstance(event, Output):
-                            self.server_output += event.text.split("\n")
-                if any(isinstance(e, NeedsCommit) for e in events):
-                    link.commit_done(self.core.commit() is None)
-                    continue
-                if link.has_pending_work():
-                    link.continue_work(now)
-                    continue
-                break
+            settle(link, self.core, now, self._server_event)
             down = link.data_to_send()
             if down:
                 phone.receive_data(down, now)
             if not up and not down:
                 break
         self.take_events(person)
+
+    def _server_event(self, event: ServerEvent) -> None:
+        if self.server_output is not None and isinstance(event, Output):
+            self.server_output += event.text.split("\n")
 
     def take_events(self, person: int) -> list[PhoneEvent]:
         events = self.phones[person].next_events()

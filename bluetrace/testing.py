@@ -3,8 +3,11 @@
 Like h11's ``tests/helpers.py``: a :class:`ServerLink` plays the socket for a
 :class:`ServerConnection` (the test writes frames, reads the replies), and a
 :class:`ConnectionPair` joins a real :class:`Phone` to a real server
-connection through bytes, cut wherever the test (or hypothesis) says. Every
-pump is bounded, so a bug shows as a failure, never a hang.
+connection through bytes, cut wherever the test (or hypothesis) says.
+:func:`settle` is the host's duty toward one server connection (events out,
+group commit, the work its budget left for later) without a loop: the tests
+and the simulator's exact engine both drive connections with it. Every pump
+is bounded, so a bug shows as a failure, never a hang.
 """
 
 from collections.abc import Callable, Iterable
@@ -20,6 +23,7 @@ from bluetrace.server.connection import (
     NeedsCommit,
     Output,
     ServerConnection,
+    ServerEvent,
 )
 from bluetrace.server.core import Limits, ServerCore
 from bluetrace.server.stores import MemoryCheckStore, MemoryTempIDStore
@@ -29,6 +33,42 @@ START = datetime(2020, 5, 14, 17, 54, 6)
 MAX_ROUNDS = 10_000
 
 Cut = Callable[[bytes], Iterable[bytes]]
+
+
+class UnsettledError(RuntimeError):
+    """A connection (or a pair) still had work after MAX_ROUNDS rounds: a bug."""
+
+
+def settle(
+    connection: ServerConnection,
+    core: ServerCore,
+    now: float,
+    on_event: Callable[[ServerEvent], None] | None = None,
+    *,
+    commit: bool = True,
+    continue_work: bool = True,
+) -> bool:
+    """Play the host for ``connection`` until it has nothing left to do now:
+    each event goes to ``on_event``; a NeedsCommit is answered with the
+    core's group commit (unless ``commit`` is False: then the return value
+    says a commit is wanted); work its per-call budget left for later is
+    continued. Bounded by MAX_ROUNDS."""
+    wanted = False
+    for _ in range(MAX_ROUNDS):
+        for event in connection.next_events():
+            if on_event is not None:
+                on_event(event)
+            if isinstance(event, NeedsCommit):
+                wanted = True
+        if wanted and commit:
+            connection.commit_done(core.commit() is None)
+            wanted = False
+            continue
+        if continue_work and connection.has_pending_work():
+            connection.continue_work(now)
+            continue
+        return wanted
+    raise UnsettledError("the connection did not settle")
 
 
 def whole(data: bytes) -> Iterable[bytes]:
@@ -108,34 +148,32 @@ class ServerLink:
 
     # -- output -----------------------------------------------------------------
     def pump(self, *, continue_work: bool = True) -> list[Message]:
-        for _ in range(MAX_ROUNDS):
-            self._take_events()
-            if self.pending_commit and self.side.auto_commit:
-                failure = self.side.core.commit()
-                self.connection.commit_done(failure is None)
-                self.pending_commit = False
-                continue
-            if continue_work and self.connection.has_pending_work():
-                self.connection.continue_work(self.clock.monotonic())
-                continue
-            break
-        else:
-            raise AssertionError("the connection did not settle")
+        auto = self.side.auto_commit
+        if self.pending_commit and auto:
+            self.connection.commit_done(self.side.core.commit() is None)
+            self.pending_commit = False
+        wanted = settle(
+            self.connection,
+            self.side.core,
+            self.clock.monotonic(),
+            self._take_event,
+            commit=auto,
+            continue_work=continue_work,
+        )
+        self.pending_commit = self.pending_commit or wanted
         return self._replies()
 
     pending_commit = False
 
-    def _take_events(self) -> None:
-        for event in self.connection.next_events():
-            if isinstance(event, Output):
-                self.output += event.text.split("\n")
-            elif isinstance(event, Log):
-                self.logs.append(event.text)
-            elif isinstance(event, NeedsCommit):
-                self.commits_asked += 1
-                self.pending_commit = True
-            elif isinstance(event, CloseConnection):
-                self.close_asked = True
+    def _take_event(self, event: ServerEvent) -> None:
+        if isinstance(event, Output):
+            self.output += event.text.split("\n")
+        elif isinstance(event, Log):
+            self.logs.append(event.text)
+        elif isinstance(event, NeedsCommit):
+            self.commits_asked += 1
+        elif isinstance(event, CloseConnection):
+            self.close_asked = True
 
     def _replies(self) -> list[Message]:
         data = self.connection.data_to_send()
@@ -180,7 +218,7 @@ class ConnectionPair:
             if not up and not down:
                 break
         else:
-            raise AssertionError("the pair did not settle")
+            raise UnsettledError("the pair did not settle")
         self.events += new
         return new
 
