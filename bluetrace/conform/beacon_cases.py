@@ -5,6 +5,13 @@ any implementation of it, whatever its TCP protocol. The phone must be
 running and logged in (a phone keeps no contact log before login), on this
 machine: validity is judged against the kit's own local wall clock.
 
+Before anything else the kit finds out whether the phone stores the raw
+59-byte beacon at all (``2/format``): many implementations of the assignment
+beacon in a format of their own, and for them every other case is N/A, one
+clear verdict instead of ten rule failures. A phone that stops storing valid
+beacons during a case (its listener died on a malformed datagram) is said to
+be dead, loudly, with the time, and the later cases are N/A.
+
 "Not stored" is shown, not assumed: after each beacon that must be rejected
 the kit sends a valid sentinel beacon and waits until the sentinel's line is
 in the log; the rejected beacon, sent first, must then be absent.
@@ -22,6 +29,7 @@ from bluetrace.conform import frames
 from bluetrace.conform.model import (
     CaseContext,
     CaseFailed,
+    CaseNotApplicable,
     CaseSkipped,
     Registry,
     bounded_wait,
@@ -38,6 +46,26 @@ class BeaconTarget:
     log_path: Path
     retention: float | None = None
     max_wait: float = 10.0
+    speaks: bool | None = None
+    """Whether the phone stores a valid raw 59-byte beacon (None: not yet known)."""
+    dead: str | None = None
+    """When and in which case the phone stopped storing valid beacons."""
+
+    def probe_format(self, ctx: CaseContext) -> bool:
+        """Send one valid 59-byte beacon, once per run: is it stored?"""
+        if self.speaks is None:
+            tempid, data = frames.valid_beacon()
+            self.send(ctx, data)
+            self.speaks = bounded_wait(lambda: self.has(tempid), ctx.remaining(ctx.timeout))
+        return self.speaks
+
+    def gate(self, ctx: CaseContext) -> None:
+        """N/A unless the phone speaks the format and is still receiving."""
+        if self.dead is not None:
+            raise CaseNotApplicable(f"the phone stopped storing beacons {self.dead}")
+        if not self.probe_format(ctx):
+            raise CaseNotApplicable("the phone does not store the raw 59-byte beacon "
+                                    "(see beacon/2/format)")
 
     def send(self, ctx: CaseContext, data: bytes, sock: socket.socket | None = None) -> None:
         ctx.log.sent("udp", data)
@@ -70,7 +98,12 @@ class BeaconTarget:
             self.send(ctx, data)
         tempid, data = frames.valid_beacon()
         self.send(ctx, data)
-        self.wait_stored(ctx, tempid, "the valid sentinel beacon sent after them")
+        if not bounded_wait(lambda: self.has(tempid), ctx.remaining(ctx.timeout)):
+            self.dead = (f"at {format_timestamp(wall_now())}, after "
+                         f"{', '.join(name for name, _, _ in probes)}")
+            raise CaseFailed(f"THE PHONE STOPPED RECEIVING: a valid beacon sent after "
+                             f"{', '.join(name for name, _, _ in probes)} was never stored "
+                             f"({self.dead}); restart it before testing it by hand")
         stored = [name for name, _, needle in probes if needle and self.has(needle)]
         if stored:
             raise CaseFailed(f"stored although it must be rejected: {', '.join(stored)}")
@@ -80,11 +113,26 @@ case: Registry[BeaconTarget] = Registry("beacon")
 CASES = case.cases
 
 
+@case("2/format", ("BT-2-1",),
+      "A beacon is one UDP datagram of exactly 59 bytes: TempID (20 ASCII digits), start "
+      "(19), expiry (19), version (1) [BT-2-1].",
+      ("a valid 59-byte beacon is stored: the phone speaks the assignment's beacon format "
+       "(if not, every other beacon case is N/A)",))
+def speaks_format(target: BeaconTarget, ctx: CaseContext) -> None:
+    if target.dead is not None:
+        raise CaseNotApplicable(f"the phone stopped storing beacons {target.dead}")
+    if not target.probe_format(ctx):
+        raise CaseFailed("a valid raw 59-byte beacon was not stored: the phone speaks "
+                         "another beacon format (JSON, text, a handshake), so the other "
+                         "beacon cases are N/A")
+
+
 @case("2/valid-stored", ("BT-2-4", "BT-5-3"),
       "Only valid beacons are stored, as a line of the contact log (section 5) [BT-2-4]",
       ("a beacon valid from a minute ago for 15 minutes appears as the line "
        "'<TempID> <start> <expiry>' within the timeout",))
 def valid_stored(target: BeaconTarget, ctx: CaseContext) -> None:
+    target.gate(ctx)
     now = wall_now()
     tempid = frames.random_tempid()
     start, expiry = now - timedelta(minutes=1), now + timedelta(minutes=14)
@@ -100,6 +148,7 @@ def valid_stored(target: BeaconTarget, ctx: CaseContext) -> None:
       "assignment write the version as text, and their beacons must be heard [BT-2-3]",
       ("a valid beacon whose version byte is 0x31 is stored",))
 def version_31(target: BeaconTarget, ctx: CaseContext) -> None:
+    target.gate(ctx)
     now = wall_now()
     tempid = frames.random_tempid()
     target.send(ctx, frames.beacon(tempid, now - timedelta(minutes=1),
@@ -113,6 +162,7 @@ def version_31(target: BeaconTarget, ctx: CaseContext) -> None:
       "[BT-2-4]",
       ("a beacon that expired a minute ago is not stored (a valid sentinel sent after it is)",))
 def expired(target: BeaconTarget, ctx: CaseContext) -> None:
+    target.gate(ctx)
     now = wall_now()
     tempid = frames.random_tempid()
     data = frames.beacon(tempid, now - timedelta(minutes=16), now - timedelta(minutes=1))
@@ -124,6 +174,7 @@ def expired(target: BeaconTarget, ctx: CaseContext) -> None:
       "... Only valid beacons are stored [BT-2-4]",
       ("a beacon whose window starts in a minute is not stored",))
 def not_yet_valid(target: BeaconTarget, ctx: CaseContext) -> None:
+    target.gate(ctx)
     now = wall_now()
     tempid = frames.random_tempid()
     data = frames.beacon(tempid, now + timedelta(minutes=1), now + timedelta(minutes=16))
@@ -138,6 +189,7 @@ def not_yet_valid(target: BeaconTarget, ctx: CaseContext) -> None:
        "after the second has ended may rightly refuse the second one)",),
       budget=4.0)
 def inclusive_bounds(target: BeaconTarget, ctx: CaseContext) -> None:
+    target.gate(ctx)
     missing: list[str] = []
     for attempt in range(1, 4):
         bounded_wait(lambda: 0.02 < time.time() % 1.0 < 0.3, 1.2, 0.005)
@@ -162,6 +214,7 @@ def inclusive_bounds(target: BeaconTarget, ctx: CaseContext) -> None:
       ("datagrams of 58 and 60 bytes (a valid beacon cut short or with a byte added) and of "
        "0 bytes are not stored",))
 def wrong_length(target: BeaconTarget, ctx: CaseContext) -> None:
+    target.gate(ctx)
     short_id, short = frames.valid_beacon()
     long_id, long = frames.valid_beacon()
     target.rejected(ctx, [("58 bytes", short[:58], short_id), ("60 bytes", long + b"1", long_id),
@@ -175,6 +228,7 @@ def wrong_length(target: BeaconTarget, ctx: CaseContext) -> None:
       ("59-byte datagrams with a letter in the TempID, day 31/02, hour 24, version 0x02 or "
        "version 0x00 are not stored",))
 def bad_fields(target: BeaconTarget, ctx: CaseContext) -> None:
+    target.gate(ctx)
     now = wall_now()
     soon = now + timedelta(minutes=10)
     letter = frames.random_tempid()[:19]
@@ -193,6 +247,7 @@ def bad_fields(target: BeaconTarget, ctx: CaseContext) -> None:
       "Beacons are not acknowledged [BT-2-6].",
       ("nothing comes back to the sending socket within 0.5 s of a valid beacon",))
 def no_ack(target: BeaconTarget, ctx: CaseContext) -> None:
+    target.gate(ctx)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         tempid, data = frames.valid_beacon()
         target.send(ctx, data, sock)
@@ -216,6 +271,7 @@ def no_ack(target: BeaconTarget, ctx: CaseContext) -> None:
        "stays meanwhile",),
       budget=4.0)
 def retention(target: BeaconTarget, ctx: CaseContext) -> None:
+    target.gate(ctx)
     keep = target.retention
     if keep is None:
         raise CaseSkipped("needs --retention S, the phone's retention (set it short)")
@@ -257,6 +313,7 @@ def retention(target: BeaconTarget, ctx: CaseContext) -> None:
       ("after a valid beacon is stored, the contact log ends with a line end and every "
        "non-blank line is '<TempID> <start> <expiry>'",))
 def whole_lines(target: BeaconTarget, ctx: CaseContext) -> None:
+    target.gate(ctx)
     tempid, data = frames.valid_beacon()
     target.send(ctx, data)
     target.wait_stored(ctx, tempid, "the valid beacon")

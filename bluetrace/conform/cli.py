@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bluetrace.conform import report
+from bluetrace.conform.assignment import cli as assignment
 from bluetrace.conform.model import Case, CaseSetupError
 from bluetrace.conform.modes import MODES, build_target
 from bluetrace.conform.runner import options_from_values, run_cases, selected
@@ -68,8 +69,9 @@ def _common() -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
-        description="Conformance kit for protocol_spec.md: grades any BlueTrace server, "
-        "phone or data folder.",
+        description="Conformance kit: grades submissions of the original assignment "
+        "(assignment DIR), and any BlueTrace server, phone or data folder that implements "
+        "protocol_spec.md.",
     )
     modes = parser.add_subparsers(dest="mode", required=True, metavar="MODE")
     common = _common()
@@ -119,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     files = modes.add_parser("files", parents=[common], help="the data files of section 5")
     files.add_argument("folder", type=Path, metavar="DIR")
 
+    assignment.add_parser(modes)
+
     selfcheck = modes.add_parser("self", parents=[common],
                                  help="run every mode against bluetrace's own programs")
     selfcheck.add_argument("--keep", type=Path, metavar="DIR",
@@ -137,6 +141,8 @@ def dryrun(cases: Sequence[Case[Any]], args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.mode == "assignment":
+        return assignment.run(args)
     if args.dryrun:
         every = [case for cases in MODES.values() for case in cases]
         return dryrun(every if args.mode == "self" else MODES[args.mode], args)

@@ -3,9 +3,14 @@
 Readers accept LF and CRLF and a last line without a line end, so the kit
 does too; what it refuses is a line that is not exactly one record: that is
 how a writer that glued a record onto a line without a line end shows.
-A file that is not there is skipped, with the reason.
+A file that is not there is skipped, with the reason. A line that is not one
+record fails the case that grades its file, once; the other cases read only
+the whole records. Contact logs are found by name and by content, and the
+layouts the original assignment leaves open (separators, extra columns, ISO
+dates, another file name) are reported as INFO, not failed.
 """
 
+import contextlib
 import re
 import zlib
 from dataclasses import dataclass
@@ -65,7 +70,27 @@ class FilesTarget:
         return kept
 
     def contact_logs(self) -> list[str]:
-        return sorted(p.name for p in self.folder.glob("*_contactlog.txt") if p.is_file())
+        """Contact logs by name (any ``*contactlog*.txt``: the assignment's
+        ``<user>_contactlog.txt`` and the other spellings submissions use) and
+        by content (a text file of TempID entries that is no other data file)."""
+        found = []
+        for path in sorted(self.folder.glob("*.txt")):
+            if not path.is_file() or path.name.lower() in _OTHER_FILES:
+                continue
+            if "contactlog" in path.name.lower():
+                found.append(path.name)
+                continue
+            with contextlib.suppress(OSError):
+                head = path.read_bytes()[:65536].decode("utf-8", "replace")
+                if _ENTRY.search(head) and not _OWNED.search(head):
+                    found.append(path.name)
+        return found
+
+    def records(self, name: str, kind: str) -> list[re.Match[str]]:
+        """The lines of ``name`` that are one record of ``kind``; the others
+        are reported once, by the case that grades the file's format."""
+        found = (FORMATS[kind].fullmatch(line) for _, line in self.read(name))
+        return [m for m in found if m is not None]
 
 
 def _real(stamp: str) -> bool:
@@ -150,6 +175,15 @@ def check_blocks(target: FilesTarget) -> tuple[list[tuple[int, str]], list[str],
     return checks, problems, notes
 
 
+_OTHER_FILES = {"credentials.txt", "tempids.txt", "contact_checks.txt"}
+_ANY_STAMP = r"(?:\d\d/\d\d/\d{4}[ T]\d\d:\d\d:\d\d|\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)"
+_ENTRY = re.compile(rf"(?<!\d)[0-9]{{20}}(?!\d)\D{{1,5}}{_ANY_STAMP}\D{{1,5}}{_ANY_STAMP}")
+"""A contact-log entry in any of the layouts the assignment leaves open:
+any separators, extra columns after it, ISO dates."""
+_OWNED = re.compile(r"^\S*\+?\d{6,}\s+[0-9]{20}\s", re.MULTILINE)
+"""A tempIDs.txt-like record (a phone number first): not a contact log."""
+
+
 case: Registry[FilesTarget] = Registry("files")
 CASES = case.cases
 
@@ -173,6 +207,14 @@ def credentials(target: FilesTarget, ctx: CaseContext) -> None:
       "tempIDs.txt | server (appended) | <username> <TempID> <start> <expiry>",
       ("every non-blank line is '<username> <TempID> <start> <expiry>' with real dates",))
 def tempids(target: FilesTarget, ctx: CaseContext) -> None:
+    if not (target.folder / "tempIDs.txt").is_file():
+        elsewhere = sorted(p.name for p in target.folder.glob("*.txt")
+                           if p.name.lower() == "tempids.txt" or (
+                               p.name.lower() not in _OTHER_FILES
+                               and _OWNED.search(p.read_text("utf-8", "replace"))))
+        if elsewhere:
+            raise CaseFailed(f"no tempIDs.txt, but issued TempIDs are in {', '.join(elsewhere)} "
+                             "(the assignment names the file tempIDs.txt)")
     check_lines(target, "tempIDs.txt", "tempIDs.txt")
 
 
@@ -197,9 +239,29 @@ def contact_checks(target: FilesTarget, ctx: CaseContext) -> None:
 def contact_logs(target: FilesTarget, ctx: CaseContext) -> None:
     names = target.contact_logs()
     if not names:
-        raise CaseSkipped(f"no *_contactlog.txt in {target.folder}")
+        raise CaseSkipped(f"no contact log in {target.folder}")
+    seen: list[str] = []
+    bad: list[str] = []
     for name in names:
-        check_lines(target, name, "contactlog")
+        if not name.endswith("_contactlog.txt"):
+            seen.append(f"{name}: named otherwise than <user>_contactlog.txt")
+        layouts = 0
+        for number, line in target.read(name):
+            if FORMATS["contactlog"].fullmatch(line):
+                continue
+            if _ENTRY.search(line):
+                layouts += 1
+            else:
+                bad.append(f"{name}:{number}: {line[:120]!r}")
+        if layouts:
+            seen.append(f"{name}: {layouts} lines laid out otherwise than '<TempID> <start> "
+                        "<expiry>' (separators, extra columns or dates the assignment leaves "
+                        "open)")
+    if bad:
+        raise CaseFailed("lines that hold no '<TempID> <start> <expiry>' entry: "
+                         + "; ".join(bad[:5]))
+    if seen:
+        raise CaseInfo("; ".join(seen))
 
 
 @case("5/line-ends", ("BT-5-1", "BT-5-2"),
@@ -229,7 +291,7 @@ def line_ends(target: FilesTarget, ctx: CaseContext) -> None:
       "[BT-3.3-1]",
       ("no TempID appears on two lines of tempIDs.txt",))
 def tempids_unique(target: FilesTarget, ctx: CaseContext) -> None:
-    matches = check_lines(target, "tempIDs.txt", "tempIDs.txt")
+    matches = target.records("tempIDs.txt", "tempIDs.txt")
     seen: dict[str, int] = {}
     for match in matches:
         seen[match.group(2)] = seen.get(match.group(2), 0) + 1
@@ -244,7 +306,9 @@ def tempids_unique(target: FilesTarget, ctx: CaseContext) -> None:
       ("each contact_checks.txt line names the tempIDs.txt owner of its TempID, or "
        "'unknown' when tempIDs.txt does not hold it",))
 def checks_mapping(target: FilesTarget, ctx: CaseContext) -> None:
-    owners = {m.group(2): m.group(1) for m in check_lines(target, "tempIDs.txt", "tempIDs.txt")}
+    if not (target.folder / "contact_checks.txt").is_file():
+        raise CaseSkipped(f"no contact_checks.txt in {target.folder}")
+    owners = {m.group(2): m.group(1) for m in target.records("tempIDs.txt", "tempIDs.txt")}
     bad = []
     for match in check_lines(target, "contact_checks.txt", "contact_checks.txt"):
         tempid, contact = match.group(3), match.group(6)
@@ -262,7 +326,7 @@ def checks_mapping(target: FilesTarget, ctx: CaseContext) -> None:
        "configured)",))
 def lifetimes(target: FilesTarget, ctx: CaseContext) -> None:
     spans: dict[str, int] = {}
-    for match in check_lines(target, "tempIDs.txt", "tempIDs.txt"):
+    for match in target.records("tempIDs.txt", "tempIDs.txt"):
         start: datetime = parse_timestamp(match.group(3))
         span = str(parse_timestamp(match.group(4)) - start)
         spans[span] = spans.get(span, 0) + 1

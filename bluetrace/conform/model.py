@@ -32,6 +32,8 @@ class Outcome(enum.Enum):
     """With --repeat: the case passed on some runs and not on others."""
     EXCLUDED = "EXPECTED-FAIL"
     """Listed in the --exclude file and did not pass: shown, not counted."""
+    NOT_APPLICABLE = "N/A"
+    """A check this case builds on did not pass, so it could not be graded."""
 
 
 PARSER_INTERNALS = re.compile(
@@ -61,6 +63,10 @@ class CaseSkipped(Exception):  # noqa: N818 - named for the outcome it reports
 
 class CaseUnsupported(Exception):  # noqa: N818 - named for the outcome it reports
     """The target does not offer what the case needs."""
+
+
+class CaseNotApplicable(Exception):  # noqa: N818 - named for the outcome it reports
+    """A prerequisite did not pass: the message names it."""
 
 
 class CaseInfo(Exception):  # noqa: N818 - named for the outcome it reports

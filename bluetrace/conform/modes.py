@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from bluetrace.conform import beacon_cases, client_cases, files_cases, server_cases
+from bluetrace.conform.assignment.procs import udp_port_bound
 from bluetrace.conform.model import Case, CaseSetupError
 from bluetrace.conform.server_target import ServerTarget
 
@@ -87,6 +88,9 @@ def build_target(args: argparse.Namespace) -> Any:
                                          max_wait=args.max_wait)
     if args.mode == "beacon":
         host, port = _host_port(args.address)
+        if host.startswith("127.") and not udp_port_bound(port):
+            raise CaseSetupError(f"nothing listens on UDP port {port} here: start the phone "
+                                 "(logged in) first")
         return beacon_cases.BeaconTarget(host, port, args.log, args.retention,
                                          max_wait=args.max_wait)
     if not args.folder.is_dir():

@@ -3,7 +3,7 @@
 The terminal tree ends with one line, alone, of the form
 ``N passed, N failed, N skipped``. Counting: PASS and INFO are passed, and
 NON-STRICT too unless --strict; FAIL, ERROR and FLAKY are failed;
-SKIPPED, UNSUPPORTED and EXPECTED-FAIL (an excluded case) are skipped.
+SKIPPED, UNSUPPORTED, N/A and EXPECTED-FAIL (an excluded case) are skipped.
 
 Whatever a target said or wrote (a file's line, a peer's text, a phone's
 screen) is shown made printable: a control character (ESC, BEL, CR, ...)
@@ -30,7 +30,8 @@ MAX_FIELD = 20_000
 log is bounded by itself), so a flooding target cannot swell the report."""
 
 PASSED = frozenset({Outcome.PASS, Outcome.INFO, Outcome.NON_STRICT})
-SKIPPED = frozenset({Outcome.SKIPPED, Outcome.UNSUPPORTED, Outcome.EXCLUDED})
+SKIPPED = frozenset({Outcome.SKIPPED, Outcome.UNSUPPORTED, Outcome.EXCLUDED,
+                     Outcome.NOT_APPLICABLE})
 
 
 def printable(text: str, limit: int | None = MAX_FIELD) -> str:
@@ -74,10 +75,12 @@ def write_tree(results: Sequence[Result], out: TextIO, *, verbose: bool = False)
     last_mode = last_section = ""
     for result in _by_section(results):
         mode, section, name = [*result.case_id.split("/", 2), "", ""][:3]
+        if not name:  # a two-part ID (assignment/<check>) has no section
+            section, name = "", section
         if mode != last_mode:
             out.write(f"{mode}\n")
             last_mode, last_section = mode, ""
-        if section != last_section:
+        if section and section != last_section:
             out.write(f"  section {section}\n")
             last_section = section
         tags = " ".join(result.tags)
@@ -85,7 +88,7 @@ def write_tree(results: Sequence[Result], out: TextIO, *, verbose: bool = False)
         if result.outcome is Outcome.PASS and not verbose:
             continue
         pad = " " * 18
-        if result.outcome in (Outcome.SKIPPED, Outcome.UNSUPPORTED):
+        if result.outcome in (Outcome.SKIPPED, Outcome.UNSUPPORTED, Outcome.NOT_APPLICABLE):
             out.write(f"{pad}reason: {printable(result.reason)}\n")
             continue
         if result.outcome is Outcome.PASS:
@@ -180,7 +183,7 @@ def _detail(result: Result) -> str:
 _COLOURS = {
     "PASS": "#2e7d32", "NON-STRICT": "#f9a825", "FAIL": "#c62828", "INFO": "#1565c0",
     "SKIPPED": "#757575", "UNSUPPORTED": "#6d4c41", "ERROR": "#6a1b9a", "FLAKY": "#ef6c00",
-    "EXPECTED-FAIL": "#8d6e63",
+    "EXPECTED-FAIL": "#8d6e63", "N/A": "#9e9e9e",
 }
 
 

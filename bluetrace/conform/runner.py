@@ -19,6 +19,7 @@ from bluetrace.conform.model import (
     CaseFailed,
     CaseInfo,
     CaseNonStrict,
+    CaseNotApplicable,
     CaseSetupError,
     CaseSkipped,
     CaseUnsupported,
@@ -89,6 +90,8 @@ def run_once(case: Case[Any], target: Any, options: RunOptions) -> Result:
         outcome, reason = Outcome.UNSUPPORTED, str(exc)
     except CaseInfo as exc:
         outcome, actual = Outcome.INFO, str(exc)
+    except CaseNotApplicable as exc:
+        outcome, reason = Outcome.NOT_APPLICABLE, str(exc)
     except CaseSetupError:
         raise
     except Exception as exc:  # a kit bug is reported as ERROR, not raised
@@ -141,7 +144,7 @@ def run_case(case: Case[Any], target: Any, options: RunOptions) -> Result:
     return result
 
 
-_NOT_GRADED = frozenset({Outcome.SKIPPED, Outcome.UNSUPPORTED})
+_NOT_GRADED = frozenset({Outcome.SKIPPED, Outcome.UNSUPPORTED, Outcome.NOT_APPLICABLE})
 
 
 def run_cases(

@@ -1,0 +1,5 @@
+"""The client (see btcore.py and variant.py)."""
+import btcore
+import variant
+
+btcore.client_main(variant.VARIANT)
