@@ -128,7 +128,7 @@ def own_programs(into: Path) -> Submission:
     return Submission(
         name="bluetrace", folder=into, program_dir=".", language="custom",
         server=(python, "-m", "bluetrace.server", "{port}", "{block}", "--host", "127.0.0.1"),
-        client=(python, "-m", "bluetrace.client", "{host}", "{port}", "{udp}",
+        client=(python, "-m", "bluetrace.phone", "{host}", "{port}", "{udp}",
                 "--log-retention", "{retention}"),
     )
 
