@@ -150,3 +150,52 @@ def test_without_the_sim_extra_every_command_is_one_line(tmp_path: Path) -> None
     assert "Traceback" not in done.stderr
     assert done.stderr.count("\n") == 1
     assert "needs the sim extra" in done.stderr
+
+
+def test_a_long_step_says_when_it_starts_and_ends(capsys: pytest.CaptureFixture[str]) -> None:
+    from bluetrace.sim.progress import step  # noqa: PLC0415
+
+    with step("investigate: v1", enabled=False):
+        print("working")
+    out, err = capsys.readouterr()
+    assert out == "working\n"
+    lines = err.splitlines()
+    assert lines[0] == "investigate: v1 ..."
+    assert re.fullmatch(r"investigate: v1: \d+\.\d s", lines[1])
+
+
+def test_a_headline_nobody_can_meet_says_why() -> None:
+    from bluetrace.sim.report import headline  # noqa: PLC0415
+    from bluetrace.sim.scenario import apply_overrides, load_scenario  # noqa: PLC0415
+
+    city = apply_overrides(load_scenario("city"), ["primary_rule=cdc"])
+    _, combined = runner.run_seeds(city, [1], "fast")
+    recall, precision = headline(city, combined)[:2]
+    assert recall["value"].startswith("n/a: no pair met the cdc rule's distance and time")
+    assert "rules with true contacts here: passing" in recall["value"]
+    assert "is a false positive against the cdc rule" in precision["value"]
+
+
+def test_the_output_folders_the_commands_create_are_ignored_by_git() -> None:
+    ignored = (Path(__file__).resolve().parent.parent / ".gitignore").read_text().split()
+    for folder in ("sim-out/", "sweep-out/", ".bluetrace/"):
+        assert folder in ignored
+
+
+def test_the_parameter_table_has_units_and_only_the_fields_that_apply() -> None:
+    from bluetrace.sim.report import auc_text, parameter_rows  # noqa: PLC0415
+    from bluetrace.sim.scenario import load_scenario  # noqa: PLC0415
+
+    rows = {k: (v, u) for k, v, u in parameter_rows(load_scenario("city"))}
+    assert rows["place[0].area"] == ("1500.0", "m (side)")
+    assert rows["cutoff"][1] == "m"
+    assert rows["beacon_interval"][1] == "s"
+    assert "place[0].pitch" not in rows  # a room's field, not an open place's
+    assert "place[0].riders" not in rows
+    assert "tempid_refresh" not in rows  # one TempID at a time: no refresh period
+    office = {k for k, _, _ in parameter_rows(load_scenario("office"))}
+    assert "place[0].pitch" in office
+    assert "place[0].area" not in office
+    assert auc_text(0.42) == "0.420 (below 0.5: worse than chance)"
+    assert auc_text(0.61) == "0.610"
+    assert auc_text(None).startswith("n/a")

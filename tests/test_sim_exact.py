@@ -81,7 +81,13 @@ def test_phones_refresh_their_tempids_through_the_server() -> None:
 
 @pytest.mark.parametrize(
     ("name", "overrides"),
-    [("office", []), ("spec", []), ("office", ["p_loss=0.3", "uptake=0.7"])],
+    [("office", []), ("spec", []), ("office", ["p_loss=0.3", "uptake=0.7"]),
+     # scan windows, randomised gaps, advertising off-time, background spells, per-pair
+     # detectability: everything the phones decide
+     ("office", ["profiles.opentrace-ios.background_share=0.5",
+                 "profiles.opentrace-ios.background_spell=900",
+                 "profiles.opentrace-android.adv_off=60",
+                 "profiles.opentrace-android.scan_window=4", "pair_detectable=0.7"])],
 )
 def test_the_two_engines_agree_on_a_shared_scenario(name: str, overrides: list[str]) -> None:
     """Both draw the radio the same way; the exact engine then runs every

@@ -53,10 +53,13 @@ def test_figures_exist_and_stay_small(quick_page: Path) -> None:
     for name in linked:
         if name.endswith(".png"):
             assert (figures / name).stat().st_size > 2_000
+            header = (figures / name).read_bytes()[:24]
+            assert int.from_bytes(header[16:20], "big") >= 1000, name  # IHDR width
         else:
             assert (figures / name).stat().st_size > 0
     total = sum((figures / name).stat().st_size for name in set(linked))
-    assert total < 1_000_000
+    # At least 1,000 px wide so that labels read at their own size: about 1.3 MB in all.
+    assert total < 2_000_000
 
 
 def test_numbers_behind_the_page_are_saved(quick_page: Path) -> None:
@@ -64,8 +67,8 @@ def test_numbers_behind_the_page_are_saved(quick_page: Path) -> None:
     v1 = json.loads((figures / "v1-tram.json").read_text(encoding="utf-8"))
     assert v1["tram"]["seeds"] == 20
     assert set(v1["checks"]) == {
-        "swiss_notify_share_le_5pct", "german_notify_share_le_5pct",
-        "italian_abs_tpr_minus_fpr_le_0.15", "tram_auc_in_0.5_0.75", "open_office_auc_gt_0.9",
+        "silent_swiss_and_german_share_ge_5pct", "italian_abs_tpr_minus_fpr_le_0.15",
+        "tram_auc_in_0.5_0.75", "office_auc_minus_tram_auc_ge_0.25",
     }  # fmt: skip
     v5 = json.loads((figures / "v5-tracking.json").read_text(encoding="utf-8"))
     assert len(v5["rows"]) == 3 * 3 * 2  # pitch x rotation x method

@@ -33,6 +33,13 @@ def wordy_task(params: dict[str, object], seed: int) -> dict[str, object]:
     return {"y": "many"}
 
 
+@pytest.fixture(autouse=True)
+def _allow_this_files_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sweep files name allowed tasks only; these tests bring their own (code may)."""
+    for name in ("line_task", "failing_task", "wordy_task"):
+        monkeypatch.setitem(sweep.ALLOWED_TASKS, name, f"{THIS}:{name}")
+
+
 def spec(**extra: object) -> SweepSpec:
     raw: dict[str, object] = {
         "task": f"{THIS}:line_task",
@@ -61,9 +68,10 @@ def test_points_cover_the_grid_with_the_fixed_values() -> None:
     ("raw", "message"),
     [
         ({"grid": {"x": [1]}}, "needs a task"),
-        ({"task": "nodots", "grid": {"x": [1]}}, "module:function"),
-        ({"task": "no.such.module:f", "grid": {"x": [1]}}, "cannot import"),
-        ({"task": f"{THIS}:nothing_here", "grid": {"x": [1]}}, "no function"),
+        ({"task": "nodots", "grid": {"x": [1]}}, "not one of the simulator's sweep tasks"),
+        ({"task": "no.such.module:f", "grid": {"x": [1]}}, "not one of"),
+        ({"task": f"{THIS}:nothing_here", "grid": {"x": [1]}}, "not one of"),
+        ({"task": 7, "grid": {"x": [1]}}, "task 'int' is not one of"),
         ({"task": f"{THIS}:line_task", "grid": {"x": []}}, "non-empty list"),
         ({"task": f"{THIS}:line_task", "grid": {"x": 3}}, "non-empty list"),
         ({"task": f"{THIS}:line_task", "seeds": 0}, "at least 1"),
@@ -149,6 +157,17 @@ def test_toml_file_round_trip(tmp_path: Path) -> None:
         sweep.load_spec(tmp_path / "missing.toml")
 
 
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [("nodots", "module:function"), ("no.such.module:f", "cannot import"),
+     (f"{THIS}:nothing_here", "no function")],
+)
+def test_registering_a_task_checks_that_it_exists(target: str, message: str) -> None:
+    with pytest.raises(SweepError, match=message):
+        sweep.register_task("mine", target)
+    assert "mine" not in sweep.ALLOWED_TASKS
+
+
 def test_the_shipped_sweeps_parse() -> None:
     shipped = sorted(Path(sweep.__file__).parent.joinpath("sweeps").glob("*.toml"))
     assert len(shipped) >= 2
@@ -162,10 +181,13 @@ def test_the_shipped_sweeps_parse() -> None:
 
 def test_mean_ci_by_hand() -> None:
     assert mean_ci([4.0]) == (4.0, 4.0, 4.0)
-    mean, lo, hi = mean_ci([1.0, 2.0, 3.0])  # sd 1, n 3: t(2) = 4.303
+    mean, lo, hi = mean_ci([1.0, 3.0])  # sd sqrt(2), n 2: normal
     assert mean == 2.0
-    assert hi - mean == pytest.approx(4.303 / math.sqrt(3))
-    assert mean - lo == pytest.approx(hi - mean)
+    assert hi - mean == pytest.approx(1.96 * 1.0, abs=1e-3)
+    mean, lo, hi = mean_ci([1.0, 2.0, 3.0])  # the bootstrap over seeds, as a run's
+    assert mean == 2.0
+    assert 1.0 <= lo < 2.0 < hi <= 3.0
+    assert (lo, hi) == mean_ci([1.0, 2.0, 3.0])[1:]  # fixed resamples
     assert all(math.isnan(v) for v in mean_ci([]))
 
 
@@ -190,7 +212,9 @@ def test_sweep_merges_every_run_in_order() -> None:
         x = float(entry["x"])  # type: ignore[arg-type]
         assert entry["y_n"] == 3
         assert entry["y_mean"] == pytest.approx(2.0 * x + 1.0)  # seeds 0, 1, 2
-        assert entry["y_hi"] == pytest.approx(2.0 * x + 1.0 + 4.303 / math.sqrt(3))
+        # y = 2x + seed over seeds 0, 1, 2: the bootstrap of the mean stays in [2x, 2x + 2]
+        assert 2.0 * x <= float(entry["y_lo"]) < float(entry["y_mean"])  # type: ignore[arg-type]
+        assert float(entry["y_mean"]) < float(entry["y_hi"]) <= 2.0 * x + 2.0  # type: ignore[arg-type]
 
 
 def test_processes_give_the_same_table() -> None:

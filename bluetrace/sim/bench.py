@@ -26,6 +26,7 @@ import numpy as np
 
 from bluetrace.sim.fast import run_fast
 from bluetrace.sim.metrics import seed_metrics
+from bluetrace.sim.progress import step
 from bluetrace.sim.scenario import Scenario, ScenarioError, apply_overrides, load_scenario
 from bluetrace.sim.world import World
 
@@ -56,13 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 2
-    t_ceiling = ceiling_seconds(scenario, args.seed)
-    t0 = time.perf_counter()
-    world = World.build(scenario, args.seed)
-    result = run_fast(world)
-    t_engine = time.perf_counter() - t0
-    metrics = seed_metrics(world, result)
-    t_total = time.perf_counter() - t0
+    # Progress as plain lines on stderr (no spinner thread while the clock runs).
+    with step("bench: ceiling (intervals and one draw per link)", enabled=False):
+        t_ceiling = ceiling_seconds(scenario, args.seed)
+    with step("bench: fast engine", enabled=False):
+        t0 = time.perf_counter()
+        world = World.build(scenario, args.seed)
+        result = run_fast(world)
+        t_engine = time.perf_counter() - t0
+    with step("bench: metrics", enabled=False):
+        metrics = seed_metrics(world, result)
+        t_total = time.perf_counter() - t0
     peak = peak_rss_bytes()
     cpu = platform.processor() or platform.machine()
     print(f"machine: {platform.node()} ({cpu}, {os.cpu_count()} CPUs), Python "
@@ -87,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     det = metrics["detection"]["log"][scenario.primary_rule]
     print(f"log recall vs {scenario.primary_rule}: {det['tp']} of {det['true']}, "
           f"precision {det['tp']} of {det['named']}")
-    exact = exact_figures(quick=args.quick)
+    with step("bench: exact engine (real phones and server)", enabled=False):
+        exact = exact_figures(quick=args.quick)
     print(
         f"{'exact engine: beacon deliveries/s':40s} {exact['deliveries_per_s']:>14,.0f} "
         f"{exact['parser_ceiling_per_s']:>9,.0f} "

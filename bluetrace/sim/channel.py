@@ -8,16 +8,19 @@ a place) and each direction (receiver hears sender) ``draw_links`` fixes
   plus one pair offset for the interval (shadowing, body, holder; the same in
   both directions, since the channel is reciprocal), plus the sender's
   transmit and the receiver's receive model offsets;
-* ``q``: the chance an opportunity is not spoiled by anything but the radio:
-  (1 - p_loss) x the sender's advertising share, or 0 for the whole interval
-  when the directed pair cannot hear each other at all (``pair_detectable``).
+* ``q``: the chance an opportunity is not spoiled by the channel: (1 - p_loss),
+  or 0 when the directed pair cannot hear each other at all
+  (``pair_detectable``: fixed per directed pair for the whole run by a hash of
+  the seed and the pair, or, with ``pair_detectable_per = "interval"``, drawn
+  afresh per co-location interval).
 
 One **opportunity** (a scan by the receiver, or, for a phone that always
 listens, a beacon of the sender) then succeeds when its attenuation
 ``mean + s_scan * N(0, 1)`` is at most the threshold and ``U(0, 1) < q``:
 ``Links.draw`` does exactly that for the exact engine's beacons, and the fast
-engine does it in bulk. What counts as an opportunity and the revisit rule are
-the phone profile's business (``profiles``).
+engine does it in bulk. What counts as an opportunity, the sender's
+advertising, the phones' background states and the revisit rule are the phone
+profiles' business (``fast.PhoneArrays``).
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from bluetrace.sim.arrays import uniq
-from bluetrace.sim.profiles import PROFILES
+from bluetrace.sim.arrays import hash_uniform, uniq
 from bluetrace.sim.radio import MIN_DISTANCE, normal_cdf
 from bluetrace.sim.world import World
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
+#: Salt of the per-pair detectability hash (``arrays.hash_uniform``).
+PAIR_SALT = 0x7061
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class Links:
     mean: FloatArray  # mean attenuation (dB) of one opportunity
     s_scan: FloatArray  # per-opportunity shadowing sd (dB)
     threshold: FloatArray  # attenuation above which nothing is heard
-    q: FloatArray  # P(not lost, sender advertising, pair able to hear) per opportunity
+    q: FloatArray  # P(not lost, pair able to hear) per opportunity
 
     @property
     def size(self) -> int:
@@ -77,20 +81,14 @@ class Links:
         return np.asarray(att, dtype=np.float64), np.asarray(ok)
 
 
-def advertising_share(world: World) -> FloatArray:
-    """Share of time each person's phone can be heard (its advertising duty cycle)."""
-    shares = np.array([PROFILES[name].advertising_fraction for name in world.profile_names])
-    return np.asarray(shares[world.profile.astype(np.int64)], dtype=np.float64)
-
-
 def draw_links(
     world: World, intervals: npt.NDArray[np.void], rng: np.random.Generator
 ) -> Links:
     """Draw the links of ``intervals`` (people with and without the app alike).
 
-    Draw order is fixed (pair offsets by place in ascending order, then the
-    detectability of each direction), so the same generator state gives the
-    same links.
+    Draw order is fixed (pair offsets by place in ascending order, then, per
+    interval if so asked, the detectability of each direction), so the same
+    generator state gives the same links.
     """
     sc = world.scenario
     m = intervals.size
@@ -109,7 +107,10 @@ def draw_links(
     b = intervals["b"].astype(np.int64)
     rx = np.concatenate([a, b])
     tx = np.concatenate([b, a])
-    able = rng.random(2 * m) < sc.pair_detectable
+    if sc.pair_detectable_per == "interval":
+        able = rng.random(2 * m) < sc.pair_detectable
+    else:
+        able = hash_uniform(world.seed, PAIR_SALT, rx * world.n + tx) < sc.pair_detectable
     both = np.concatenate([env, env])
     return Links(
         interval=np.tile(np.arange(m, dtype=np.int64), 2),
@@ -120,5 +121,5 @@ def draw_links(
         mean=np.concatenate([base, base]) + world.tx_offset[tx] + world.rx_offset[rx],
         s_scan=s_scan[both],
         threshold=thr[both],
-        q=(1.0 - sc.p_loss) * advertising_share(world)[tx] * able,
+        q=np.asarray((1.0 - sc.p_loss) * able, dtype=np.float64),
     )

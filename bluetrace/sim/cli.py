@@ -33,6 +33,8 @@ PROG = "bluetrace-sim"
 #: Built-in sweep when none is asked for and the world is small.
 DEFAULT_SWEEP = ("uptake", ["0.2", "0.4", "0.6", "0.8", "1.0"])
 DEFAULT_SWEEP_MAX_PEOPLE = 2000
+#: Most runs (values x seeds) one --sweep may ask for.
+MAX_SWEEP_RUNS = 100_000
 
 #: ``rules --help`` epilog: the input format and its bounds (``replay.MAX_ROWS``,
 #: ``replay.MAX_PAIRS``, ``replay.MAX_LINE_CHARS``; a test keeps them in step).
@@ -96,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="output folder (default sim-out/SCENARIO-ENGINE-seedN)")
     run.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
                      help="progress bar on stderr (auto: when stderr is a terminal)")
+    run.add_argument("--max-memory", type=_gib, metavar="GIB",
+                     help="refuse a run whose estimated peak memory is above GIB GiB "
+                     "(default: 3/4 of this machine's memory); at most 10,000 seeds")
     sub.add_parser("scenarios", help="list the built-in scenarios")
     from bluetrace.sim import sweep as sweep_command  # noqa: PLC0415 (light until drawing)
 
@@ -131,6 +136,17 @@ def _distance(text: str) -> float:
     return value
 
 
+def _gib(text: str) -> float:
+    """A --max-memory value: a positive number of GiB, as bytes."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of GiB, not {text!r}")
+    return value * 2**30
+
+
 def _scenarios() -> int:
     from bluetrace.sim.scenario import builtin_names, load_scenario  # noqa: PLC0415
 
@@ -144,12 +160,15 @@ def _run(args: argparse.Namespace) -> int:
     from bluetrace.sim.progress import progress_bars  # noqa: PLC0415
     from bluetrace.sim.runner import parse_sweep, run_seeds, run_sweep  # noqa: PLC0415
     from bluetrace.sim.scenario import apply_overrides, load_scenario  # noqa: PLC0415
+    from bluetrace.sim.size import estimate_run  # noqa: PLC0415
+    from bluetrace.sim.text import file_safe  # noqa: PLC0415
 
     if args.seeds < 1:
         raise UsageError("--seeds must be at least 1")
     if args.seed < 0:
         raise UsageError("--seed must be >= 0")
     scenario = apply_overrides(load_scenario(args.scenario), args.set)
+    estimate_run(scenario, seeds=args.seeds).check(args.max_memory)
     seeds = list(range(args.seed, args.seed + args.seeds))
     sweep_spec = None
     if args.sweep:
@@ -157,7 +176,15 @@ def _run(args: argparse.Namespace) -> int:
     elif (not args.no_sweep and args.engine == "fast"
           and scenario.population <= DEFAULT_SWEEP_MAX_PEOPLE):
         sweep_spec = DEFAULT_SWEEP
-    out = args.out or Path("sim-out") / f"{scenario.name}-{args.engine}-seed{args.seed}"
+    if sweep_spec:
+        # Every point is a run of its own: each must fit, and all of them together.
+        if len(sweep_spec[1]) * args.seeds > MAX_SWEEP_RUNS:
+            raise UsageError(f"--sweep: {len(sweep_spec[1]):,} values x {args.seeds:,} seeds "
+                             f"is more than {MAX_SWEEP_RUNS:,} runs")
+        for value in sweep_spec[1]:
+            varied = apply_overrides(scenario, [f"{sweep_spec[0]}={value}"])
+            estimate_run(varied, seeds=args.seeds).check(args.max_memory)
+    out = args.out or Path("sim-out") / f"{file_safe(scenario.name)}-{args.engine}-seed{args.seed}"
     enabled = {"auto": None, "on": True, "off": False}[args.progress]
     with progress_bars(enabled) as bars:
         runs, combined = run_seeds(scenario, seeds, args.engine, bars)

@@ -42,7 +42,7 @@ from bluetrace.phone.core import (
 from bluetrace.server.connection import Output, ServerConnection, ServerEvent
 from bluetrace.server.core import Limits, ServerCore
 from bluetrace.server.stores import MemoryCheckStore, MemoryTempIDStore
-from bluetrace.sim.arrays import uniq_inverse
+from bluetrace.sim.by_profile import PairDayCounter
 from bluetrace.sim.channel import draw_links
 from bluetrace.sim.fast import PhoneArrays, opportunities, simulate_opportunities
 from bluetrace.sim.result import (
@@ -311,7 +311,7 @@ def run_exact(
     sim.log_in_everyone()
     uploaders = [int(i) for i in np.flatnonzero(world.infected & world.app)]
     uploaded = False
-    pair_days = {"both": 0, "one": 0, "none": 0}
+    pair_days = PairDayCounter(world)
     kept: list[npt.NDArray[np.void]] = []
     keep = world.recorded | world.infected
     for day, day_iv in world.iter_days():
@@ -341,7 +341,7 @@ def run_exact(
                 heard[link] = True
                 if recorded[receiver]:
                     sim.counters.detections.append((receiver, sender, t, attenuation))
-        _count_pair_days(world, iv, heard, pair_days)
+        pair_days.add(iv, heard)
         sim.run_until(min((day + 1) * DAY, total))
         progress(min((day + 1) * DAY, total), total)
     if not uploaded:
@@ -375,7 +375,8 @@ def run_exact(
             "lookups": lookups,
             "named": int(sum(v.size for v in named.values())),
         },
-        pair_days=pair_days,
+        pair_days=pair_days.totals,
+        pair_days_by_profile=pair_days.by_label(),
         intervals=np.concatenate(kept) if kept else None,
         elapsed_s=time.perf_counter() - started,
         extra={
@@ -405,23 +406,12 @@ def _draw_day(
         return np.empty(0, dtype=_RECEPTION)
     links = draw_links(sim.world, iv, rng)
     rx, tx = links.receiver, links.sender
-    period, first, count = opportunities(
-        phones, sim.scenario.beacon_interval, rx, tx, (links.t0, links.t1)
-    )
-    skip = np.where(phones.listens[rx], 0, phones.skip[rx])
-    hits, group, t, att = simulate_opportunities(
-        rng,
-        first=first,
-        period=period,
-        count=count,
-        att_mean=links.mean,
-        s_scan=links.s_scan,
-        threshold=links.threshold,
-        q=links.q,
-        skip=skip,
-    )
-    offered = np.maximum(count - skip * hits, hits)
-    sim.counters.sent += int(offered.sum())
+    opp = opportunities(phones, sim.scenario.beacon_interval, rx, tx, (links.t0, links.t1))
+    rows = np.flatnonzero(opp.count > 0)
+    hits, blocked, pos, t, att = simulate_opportunities(rng, phones, links, opp, rows)
+    del hits
+    sim.counters.sent += int(opp.count.sum() - blocked.sum())
+    group = rows[pos]
     out = np.empty(t.size, dtype=_RECEPTION)
     out["t"] = t
     out["receiver"] = rx[group]
@@ -429,21 +419,6 @@ def _draw_day(
     out["attenuation"] = att
     out["link"] = group
     return out[np.argsort(t, kind="stable")]
-
-
-def _count_pair_days(
-    world: World, iv: npt.NDArray[np.void], heard: npt.NDArray[np.bool_], days: dict[str, int]
-) -> None:
-    """Co-located pairs of the day: logged by both phones, by one, or by neither."""
-    m = iv.size
-    if m == 0:
-        return
-    _, inverse = uniq_inverse(iv["a"].astype(np.int64) * world.n + iv["b"])
-    ab = np.bincount(inverse, weights=heard[:m]) > 0
-    ba = np.bincount(inverse, weights=heard[m:]) > 0
-    days["both"] += int(np.sum(ab & ba))
-    days["one"] += int(np.sum(ab ^ ba))
-    days["none"] += int(np.sum(~ab & ~ba))
 
 
 __all__ = ["EPOCH", "MAX_PHONES", "ExactWorld", "VirtualClock", "run_exact"]

@@ -429,6 +429,18 @@ class SyntheticSummary:
     auc_high: float
     aucs: tuple[float, ...]
     tpr_by_seed: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    #: seeds in which neither the Swiss nor the German rule notified any pair
+    #: (Leith's tram run: neither did), as a count: restated V1 (a) checks its share
+    silent_seeds: int = 0
+
+    @property
+    def silent_share(self) -> tuple[float, float, float]:
+        """Share of seeds in which neither Swiss nor German notified, with its 95 %
+        Wilson interval (seeds are pooled counts: k of n)."""
+        from bluetrace.sim.metrics import wilson  # noqa: PLC0415 (metrics is heavier)
+
+        est = wilson(float(self.silent_seeds), float(self.seeds))
+        return est.value, est.low, est.high
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -440,6 +452,7 @@ class SyntheticSummary:
             "max_weighted_minutes": self.max_weighted,
             "auc_mean": self.auc_mean,
             "auc_95": [self.auc_low, self.auc_high],
+            "silent_share_swiss_and_german": list(self.silent_share),
         }
 
 
@@ -481,6 +494,10 @@ def synthetic_tram(
         auc_high=float(np.quantile(aucs, 0.975)),
         aucs=tuple(float(a) for a in aucs),
         tpr_by_seed={n: tuple(o.rates[n].tpr for o in outcomes) for n in names},
+        silent_seeds=sum(
+            all(o.rates[n].tp + o.rates[n].fp == 0 for n in ("swiss", "german"))
+            for o in outcomes
+        ),
     )
 
 

@@ -4,23 +4,29 @@ Per-beacon events cannot reach 100k phones x 21 days (about 10^11 beacons), so
 this engine works per co-location interval and per direction (receiver hears
 sender):
 
-1. Opportunities: the receiver's scans in the interval (a fixed period per
-   profile and a random phase per phone), or, for a phone that listens always
-   (the assignment profile), the sender's beacons every ``beacon_interval`` s.
+1. Opportunities: the receiver's scans in the interval (randomised gaps in
+   the profile's ``scan_every``, a random phase per phone; ``PhoneArrays``),
+   or, for a phone that listens always (the assignment profile), the sender's
+   beacons every ``beacon_interval`` s.
 2. Each opportunity succeeds as ``channel.Links`` says (shared with the exact
    engine): the scan's attenuation (radio model: mean at the interval's
    distance + pair offset + model offsets + per-scan noise) is at most the
-   threshold, the sender is advertising (its duty cycle), the datagram is not
-   lost (``p_loss``) and the directed pair can hear each other at all
-   (``pair_detectable``, drawn once per directed interval).
+   threshold, the datagram is not lost (``p_loss``) and the directed pair can
+   hear each other at all (``pair_detectable``, fixed per directed pair); and
+   as the phones say: the sender advertises at some moment of the receiver's
+   scan window (its on/off duty cycle), and neither phone's OS state (the
+   background, per-OS ``hear``/``heard``) spoils it.
 3. After a success, a profile with a revisit rule (OpenTrace Android: 100 s)
-   skips the scans that fall inside it.
+   skips the scans that start within it.
 
 For receivers in ``world.recorded`` (all infected people and a sample) every
 opportunity is simulated one by one, giving each detection's time and
 attenuation. For the others only the count matters: it is drawn as
 Binomial(opportunities, p / (1 + k p)), where p is the per-scan success
-probability and k the scans a success blocks (the renewal rate of the revisit
+probability (the advertising overlap (on + window) / (on + off) and the OS
+factor of the interval's middle, or its mean over states for an interval
+longer than a background spell, stand in for the per-scan checks) and k the
+scans a success blocks at the mean gap (the renewal rate of the revisit
 rule); it feeds the beacon counters and the both/one-sided pair-days.
 
 TempIDs are integer indices (owner = the phone), so the health authority's
@@ -31,13 +37,14 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from bluetrace.sim.arrays import uniq, uniq_inverse
+from bluetrace.sim.arrays import hash_uniform, uniq
+from bluetrace.sim.by_profile import PairDayCounter
 from bluetrace.sim.channel import Links, draw_links
-from bluetrace.sim.profiles import PROFILES
 from bluetrace.sim.result import (
     DETECTION_DTYPE,
     EngineResult,
@@ -52,52 +59,212 @@ from bluetrace.sim.world import World
 
 #: Cells (groups x opportunities) simulated at once for recorded receivers.
 BATCH_CELLS = 2_000_000
+#: Gaps drawn per profile for its scan cycle: every phone of a profile runs the same
+#: cycle of randomised gaps (about 2.8 h for OpenTrace Android) from its own phase.
+SCAN_CYCLE_GAPS = 256
+#: Salt of the background-spell hash (``arrays.hash_uniform``).
+BACKGROUND_SALT = 0x6B67
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 class PhoneArrays:
-    """Per-person arrays the engine needs, derived once from the world."""
+    """Per-person arrays the engine needs, derived once from the world.
+
+    Scans: profile ``p`` has one cycle of SCAN_CYCLE_GAPS gaps drawn uniformly in
+    its ``scan_every`` (``cycle_start[p]``: each scan's start within the cycle,
+    ``cycle_length[p]``); a phone repeats it from its own random phase, so its
+    scans are the profile's randomised gaps and two phones are never in step.
+    Scan ``j`` of a phone starts at ``phase + (j // K) * length + start[j % K]``.
+    Advertising: on ``adv_on`` s, off ``adv_off`` s, from a random phase per phone.
+    Background: a phone is in the background in a spell of ``background_spell`` s
+    with probability ``background_share``, fixed per phone and spell by a hash.
+    """
 
     def __init__(self, world: World, rng: np.random.Generator) -> None:
         sc = world.scenario
-        profiles = [PROFILES[name] for name in world.profile_names]
+        profiles = [world.phone_profiles[name] for name in world.profile_names]
         idx = world.profile.astype(np.int64)
-        self.listens = np.array([p.listens_always for p in profiles])[idx]
+        n_prof = len(profiles)
+        self.seed = world.seed
+        self.profile = idx
+        self.listens = np.array([p.listens_always for p in profiles], dtype=bool)[idx]
         self.skip = np.array([p.skip_after_hit for p in profiles], dtype=np.int64)[idx]
         scan_period = np.array([max(p.mean_period, 1e-9) for p in profiles])[idx]
         self.period = np.where(self.listens, sc.beacon_interval, scan_period)
-        self.scan_phase = rng.uniform(0.0, 1.0, world.n) * scan_period
+        k = SCAN_CYCLE_GAPS
+        starts = np.zeros((n_prof, k))
+        lengths = np.ones(n_prof)
+        for i, p in enumerate(profiles):
+            if p.listens_always:
+                continue
+            low, high = p.scan_every
+            gaps = rng.uniform(low, high, k) if high > low else np.full(k, low)
+            starts[i, 1:] = np.cumsum(gaps)[:-1]
+            lengths[i] = float(gaps.sum())
+        self.cycle_start = starts
+        self.cycle_length = lengths
+        # Each profile's starts shifted into a band of its own: one sorted array.
+        self._band = 2.0 * float(lengths.max()) + 1.0
+        self._flat = (starts + self._band * np.arange(n_prof)[:, None]).ravel()
+        self.scan_phase = rng.uniform(0.0, 1.0, world.n) * lengths[idx]
         self.beacon_phase = rng.uniform(0.0, 1.0, world.n) * sc.beacon_interval
+        self.window = np.array([0.0 if p.listens_always else p.scan_window
+                                for p in profiles])[idx]
+        self.revisit = np.array([0.0 if p.listens_always else p.revisit
+                                 for p in profiles])[idx]
+        self.adv_on = np.array([p.adv_on for p in profiles])[idx]
+        self.adv_off = np.array([p.adv_off for p in profiles])[idx]
+        cycle = self.adv_on + self.adv_off
+        self.adv_phase = rng.uniform(0.0, 1.0, world.n) * cycle
+        # Per-OS detection: [profile, background?] and [sender profile, receiver profile].
+        self.hear = np.array([[p.hear_fg, p.hear_bg] for p in profiles])
+        self.heard = np.array([[p.heard_fg, p.heard_bg] for p in profiles])
+        self.bg_share = np.array([p.background_share for p in profiles])
+        self.bg_spell = np.array([p.background_spell for p in profiles])
+        self.bg_visible = np.array([
+            [("*" in p.background_heard_by) or (r.os in p.background_heard_by)
+             for r in profiles]
+            for p in profiles
+        ], dtype=bool)
+        self.per_os = bool(
+            (self.hear[:, 0] < 1).any() or (self.heard[:, 0] < 1).any()
+            or ((self.bg_share > 0) & (
+                (self.hear[:, 1] < 1) | (self.heard[:, 1] < 1) | ~self.bg_visible.all(axis=1)
+            )).any()
+        )
+
+    # -- scans ----------------------------------------------------------------------------
+    def scans_before(self, person: IntArray, t: FloatArray) -> IntArray:
+        """Index of the first scan of each ``person`` that starts at or after ``t``."""
+        prof = self.profile[person]
+        length = self.cycle_length[prof]
+        u = t - self.scan_phase[person]
+        cycles = np.floor(u / length)
+        within = u - cycles * length
+        k = np.searchsorted(self._flat, prof * self._band + within, side="left")
+        return (cycles.astype(np.int64) * SCAN_CYCLE_GAPS
+                + (k - prof * SCAN_CYCLE_GAPS)).astype(np.int64)
+
+    def scan_time(self, person: IntArray, index: IntArray) -> FloatArray:
+        """Start time of scan ``index`` of ``person`` (arrays broadcast)."""
+        prof = self.profile[person]
+        cycles, k = np.divmod(index, SCAN_CYCLE_GAPS)
+        return np.asarray(self.scan_phase[person] + cycles * self.cycle_length[prof]
+                          + self.cycle_start[prof, k], dtype=np.float64)
+
+    # -- advertising and the background ---------------------------------------------------
+    def advertising_overlap(self, rx: IntArray, tx: IntArray) -> FloatArray:
+        """Chance a scan of ``rx`` at a random moment overlaps ``tx``'s advertising."""
+        cycle = self.adv_on[tx] + self.adv_off[tx]
+        share = np.minimum(1.0, (self.adv_on[tx] + self.window[rx]) / np.maximum(cycle, 1e-9))
+        return np.asarray(np.where(self.adv_off[tx] > 0, share, 1.0), dtype=np.float64)
+
+    def advertising_during(self, tx: IntArray, t: FloatArray, window: FloatArray) -> BoolArray:
+        """Whether ``tx`` advertises at some moment of [t, t + window]."""
+        on, off = self.adv_on[tx], self.adv_off[tx]
+        cycle = on + off
+        pos = np.mod(t - self.adv_phase[tx], np.maximum(cycle, 1e-9))
+        return np.asarray((off <= 0) | (pos < on) | (pos > cycle - window), dtype=bool)
+
+    def in_background(self, person: IntArray, t: FloatArray) -> BoolArray:
+        """Whether each phone is in the background at ``t`` (fixed per phone and spell)."""
+        prof = self.profile[person]
+        spell = np.floor(t / self.bg_spell[prof]).astype(np.int64)
+        u = hash_uniform(self.seed, BACKGROUND_SALT, person, spell)
+        return np.asarray(u < self.bg_share[prof], dtype=bool)
+
+    def os_factor_at(self, rx: IntArray, tx: IntArray, t: FloatArray) -> FloatArray:
+        """P(an opportunity at ``t`` is not lost to either phone's OS state)."""
+        pr, pt = self.profile[rx], self.profile[tx]
+        brx = self.in_background(rx, t)
+        btx = self.in_background(tx, t)
+        seen = np.where(btx, self.bg_visible[pt, pr], True)
+        return np.asarray(self.hear[pr, brx.astype(np.int64)]
+                          * self.heard[pt, btx.astype(np.int64)] * seen, dtype=np.float64)
+
+    def os_factor(self, rx: IntArray, tx: IntArray, t0: FloatArray, t1: FloatArray) -> FloatArray:
+        """The OS factor of a whole directed interval, for drawing only a count: the
+        states at its middle when it is shorter than both phones' spells (exact for
+        the city's 10-s steps), else the mean over independent states."""
+        if not self.per_os:
+            return np.ones(rx.size)
+        pr, pt = self.profile[rx], self.profile[tx]
+        at_mid = self.os_factor_at(rx, tx, 0.5 * (t0 + t1))
+        br, bt = self.bg_share[pr], self.bg_share[pt]
+        vis = self.bg_visible[pt, pr]
+        mean = np.zeros(rx.size)
+        for s_rx, w_rx in ((0, 1.0 - br), (1, br)):
+            for s_tx, w_tx in ((0, 1.0 - bt), (1, bt)):
+                f = self.hear[pr, s_rx] * self.heard[pt, s_tx] * (vis if s_tx else 1.0)
+                mean += w_rx * w_tx * f
+        short = (t1 - t0) <= np.minimum(self.bg_spell[pr], self.bg_spell[pt])
+        return np.asarray(np.where(short, at_mid, mean), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Opportunities:
+    """Detection opportunities of directed links: ``count`` of them from index
+    ``first``: the receiver's scans, or, for a receiver that listens always, the
+    sender's beacons (every ``beacon_interval`` s from its phase)."""
+
+    receiver: IntArray
+    sender: IntArray
+    scanning: BoolArray
+    first: IntArray
+    count: IntArray
+    beacon_interval: float
+
+    def times(self, phones: PhoneArrays, sel: IntArray, width: int) -> FloatArray:
+        """(len(sel), width) start times of opportunities 0..width-1 of rows ``sel``."""
+        j = self.first[sel][:, None] + np.arange(width)[None, :]
+        scanning = self.scanning[sel]
+        if not scanning.any():  # only beacons: skip the scan cycle look-up
+            return np.asarray(phones.beacon_phase[self.sender[sel]][:, None]
+                              + j * self.beacon_interval, dtype=np.float64)
+        scans = phones.scan_time(self.receiver[sel][:, None], j)
+        if scanning.all():
+            return scans
+        beacons = phones.beacon_phase[self.sender[sel]][:, None] + j * self.beacon_interval
+        return np.asarray(np.where(scanning[:, None], scans, beacons), dtype=np.float64)
 
 
 def opportunities(
     phones: PhoneArrays, beacon_interval: float, rx: IntArray, tx: IntArray,
     span: tuple[FloatArray, FloatArray],
-) -> tuple[FloatArray, FloatArray, IntArray]:
-    """(period, first opportunity time, count) per directed interval."""
+) -> Opportunities:
+    """The opportunities of each directed link in [t0, t1)."""
     t0, t1 = span
     use_beacon = phones.listens[rx]
-    period = np.where(use_beacon, beacon_interval, phones.period[rx])
-    phase = np.where(use_beacon, phones.beacon_phase[tx], phones.scan_phase[rx])
-    k0 = np.ceil((t0 - phase) / period)
-    k1 = np.ceil((t1 - phase) / period)
-    first = phase + k0 * period
-    return period, first, np.maximum(k1 - k0, 0).astype(np.int64)
+    phase = phones.beacon_phase[tx]
+    b0 = np.ceil((t0 - phase) / beacon_interval)
+    b1 = np.ceil((t1 - phase) / beacon_interval)
+    s0 = phones.scans_before(rx, t0)
+    s1 = phones.scans_before(rx, t1)
+    first = np.where(use_beacon, b0.astype(np.int64), s0)
+    last = np.where(use_beacon, b1.astype(np.int64), s1)
+    return Opportunities(rx, tx, ~use_beacon, first.astype(np.int64),
+                         np.maximum(last - first, 0).astype(np.int64), beacon_interval)
 
 
 def simulate_opportunities(
-    rng: np.random.Generator, *, first: FloatArray, period: FloatArray, count: IntArray,
-    att_mean: FloatArray, s_scan: FloatArray, threshold: FloatArray, q: FloatArray,
-    skip: IntArray,
-) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
-    """Opportunity-by-opportunity draws for some directed intervals.
+    rng: np.random.Generator, phones: PhoneArrays, links: Links, opp: Opportunities,
+    rows: IntArray,
+) -> tuple[IntArray, IntArray, IntArray, FloatArray, FloatArray]:
+    """Opportunity-by-opportunity draws for the directed links ``rows``.
 
-    Returns (hits per interval, interval index of each detection, detection
-    times, detection attenuations).
+    An opportunity at time t succeeds when its attenuation is at most the
+    threshold, the sender advertises at some moment of the receiver's scan
+    window, U(0,1) < q x the OS factor at t, and the receiver's revisit rule
+    does not block it (no reading of this sender in the last ``revisit`` s).
+    Returns (hits per row, opportunities the revisit rule blocked per row,
+    position in ``rows`` of each detection, detection times, attenuations).
     """
-    hits = np.zeros(count.size, dtype=np.int64)
+    count = opp.count[rows]
+    hits = np.zeros(rows.size, dtype=np.int64)
+    blocked_total = np.zeros(rows.size, dtype=np.int64)
     g_out: list[IntArray] = []
     t_out: list[FloatArray] = []
     a_out: list[FloatArray] = []
@@ -108,33 +275,44 @@ def simulate_opportunities(
         width = int(count[order[start]])
         if width == 0:
             break
-        rows = max(1, BATCH_CELLS // width)
-        sel = order[start : start + rows]
-        start += sel.size
-        j_max = width
-        j = np.arange(j_max)
-        valid = j[None, :] < count[sel][:, None]
-        noise = rng.standard_normal((sel.size, j_max))
-        att = att_mean[sel][:, None] + s_scan[sel][:, None] * noise
-        luck = rng.random((sel.size, j_max)) < q[sel][:, None]
-        ok = valid & (att <= threshold[sel][:, None]) & luck
-        sk = skip[sel]
-        if (sk > 0).any():
-            blocked = np.zeros(sel.size, dtype=np.int64)
-            for col in range(j_max):
-                free = blocked == 0
+        n_rows = max(1, BATCH_CELLS // width)
+        pos = order[start : start + n_rows]
+        start += pos.size
+        sel = rows[pos]
+        rx, tx = links.receiver[sel], links.sender[sel]
+        valid = np.arange(width)[None, :] < count[pos][:, None]
+        t = opp.times(phones, sel, width)
+        noise = rng.standard_normal((sel.size, width))
+        att = links.mean[sel][:, None] + links.s_scan[sel][:, None] * noise
+        chance = np.broadcast_to(links.q[sel][:, None], t.shape)
+        if phones.per_os:
+            chance = chance * phones.os_factor_at(rx[:, None], tx[:, None], t)
+        luck = rng.random((sel.size, width)) < chance
+        ok = valid & (att <= links.threshold[sel][:, None]) & luck
+        if (phones.adv_off[tx] > 0).any():
+            window = np.where(opp.scanning[sel], phones.window[rx], 0.0)[:, None]
+            ok &= phones.advertising_during(tx[:, None], t, window)
+        revisit = phones.revisit[rx]
+        blocked = np.zeros(sel.size, dtype=np.int64)
+        if (revisit > 0).any():
+            until = np.full(sel.size, -np.inf)
+            for col in range(width):
+                free = t[:, col] >= until
+                blocked += valid[:, col] & ~free
                 kept = ok[:, col] & free
                 ok[:, col] = kept
-                blocked = np.where(kept, sk, np.where(free, 0, blocked - 1))
+                until = np.where(kept, t[:, col] + revisit, until)
         gi, ji = np.nonzero(ok)
-        hits[sel] = ok.sum(axis=1)
-        g_out.append(sel[gi])
-        t_out.append(first[sel][gi] + ji * period[sel][gi])
+        hits[pos] = ok.sum(axis=1)
+        blocked_total[pos] = blocked
+        g_out.append(pos[gi])
+        t_out.append(t[gi, ji])
         a_out.append(att[gi, ji])
     if not g_out:
         empty_f = np.empty(0)
-        return hits, np.empty(0, dtype=np.int64), empty_f, empty_f
-    return hits, np.concatenate(g_out), np.concatenate(t_out), np.concatenate(a_out)
+        return hits, blocked_total, np.empty(0, dtype=np.int64), empty_f, empty_f
+    return (hits, blocked_total, np.concatenate(g_out), np.concatenate(t_out),
+            np.concatenate(a_out))
 
 
 class _Run:
@@ -149,7 +327,7 @@ class _Run:
         self.kept_intervals: list[npt.NDArray[np.void]] = []
         self.sent = 0
         self.received = 0
-        self.pair_days = {"both": 0, "one": 0, "none": 0}
+        self.pair_days = PairDayCounter(world)
         self.uploader = world.infected & world.app
         self.entries = 0
         self.named_keys: list[IntArray] = [np.empty(0, dtype=np.int64)]
@@ -164,38 +342,32 @@ class _Run:
         m = iv.size
         if m == 0:
             return
-        heard = self.hear(draw_links(world, iv, self.rng))
-        a = iv["a"].astype(np.int64)
-        _, inverse = uniq_inverse(a * world.n + iv["b"])
-        ab = np.bincount(inverse, weights=heard[:m]) > 0
-        ba = np.bincount(inverse, weights=heard[m:]) > 0
-        self.pair_days["both"] += int(np.sum(ab & ba))
-        self.pair_days["one"] += int(np.sum(ab ^ ba))
-        self.pair_days["none"] += int(np.sum(~ab & ~ba))
+        self.pair_days.add(iv, self.hear(draw_links(world, iv, self.rng)))
 
     def hear(self, links: Links) -> npt.NDArray[np.bool_]:
         """Draw the receptions on every link; True where the receiver heard the sender."""
         world, sc, rng, phones = self.world, self.sc, self.rng, self.phones
         rx, tx = links.receiver, links.sender
-        period, first, count = opportunities(
-            phones, sc.beacon_interval, rx, tx, (links.t0, links.t1)
-        )
+        opp = opportunities(phones, sc.beacon_interval, rx, tx, (links.t0, links.t1))
+        count = opp.count
         skip = np.where(phones.listens[rx], 0, phones.skip[rx])
         hits = np.zeros(links.size, dtype=np.int64)
+        blocked = np.zeros(links.size, dtype=np.int64)
         detailed = world.recorded[rx] | self.uploader[rx]
-        free = ~detailed
-        if free.any():
-            p_scan = links.success_probability()[free]
+        free = np.flatnonzero(~detailed)
+        if free.size:
+            p_scan = (links.success_probability()[free]
+                      * phones.advertising_overlap(rx[free], tx[free])
+                      * phones.os_factor(rx[free], tx[free], links.t0[free], links.t1[free]))
             p_eff = p_scan / (1.0 + skip[free] * p_scan)
             hits[free] = rng.binomial(count[free], p_eff)
+            # Scans the revisit rule skips are not opportunities: nothing was sent to them.
+            blocked[free] = np.minimum(skip[free] * hits[free], count[free] - hits[free])
         idx = np.flatnonzero(detailed & (count > 0))
         if idx.size:
-            h, g, t, att = simulate_opportunities(
-                rng, first=first[idx], period=period[idx], count=count[idx],
-                att_mean=links.mean[idx], s_scan=links.s_scan[idx],
-                threshold=links.threshold[idx], q=links.q[idx], skip=skip[idx],
-            )
+            h, b, g, t, att = simulate_opportunities(rng, phones, links, opp, idx)
             hits[idx] = h
+            blocked[idx] = b
             who = rx[idx][g]
             src = tx[idx][g]
             keep = world.recorded[who]
@@ -209,9 +381,7 @@ class _Run:
             logged = self.uploader[who] & (t <= up) & (t >= up - sc.retention)
             self.entries += int(logged.sum())
             self.named_keys.append(uniq(who[logged] * world.n + src[logged]))
-        # Scans the revisit rule skips are not opportunities: nothing was sent to them.
-        offered = np.maximum(count - skip * hits, hits)
-        self.sent += int(offered.sum())
+        self.sent += int((count - blocked).sum())
         self.received += int(hits.sum())
         return hits > 0
 
@@ -253,7 +423,8 @@ def run_fast(
             "lookups": entries,
             "named": int(sum(v.size for v in named.values())),
         },
-        pair_days=run.pair_days,
+        pair_days=run.pair_days.totals,
+        pair_days_by_profile=run.pair_days.by_label(),
         intervals=np.concatenate(run.kept_intervals) if run.kept_intervals else None,
         elapsed_s=time.perf_counter() - started,
     )

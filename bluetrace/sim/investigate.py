@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bluetrace.sim import sweep as sweep_module
 from bluetrace.sim.findings import REGISTRY, Finding, Investigation, Options, register
+from bluetrace.sim.progress import step
 
 __all__ = ["REGISTRY", "Finding", "Investigation", "Options", "main", "register", "render",
            "run_all"]
@@ -144,8 +145,10 @@ def run_all(
     docs: Path,
     quick: bool,
     log: Callable[[str], None] = lambda _: None,
+    show_steps: bool = False,
 ) -> Path:
-    """Run every registered investigation and write the page and its figures."""
+    """Run every registered investigation and write the page and its figures;
+    ``show_steps`` shows each one running on stderr (``progress.step``)."""
     figures = docs / "figures"
     opts = Options(quick=quick, figures=figures)
     results: list[tuple[Investigation, Finding | None]] = []
@@ -153,9 +156,13 @@ def run_all(
         if inv.run is None:
             results.append((inv, None))
             continue
-        started = time.perf_counter()
-        finding = inv.run(opts)
-        log(f"{inv.key}: {time.perf_counter() - started:.1f} s")
+        if show_steps:
+            with step(f"investigate: {inv.key} ({inv.title})"):
+                finding = inv.run(opts)
+        else:
+            started = time.perf_counter()
+            finding = inv.run(opts)
+            log(f"{inv.key}: {time.perf_counter() - started:.1f} s")
         if finding.data:
             figures.mkdir(parents=True, exist_ok=True)
             (figures / f"{inv.key}.json").write_text(
@@ -205,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        page = run_all(args.docs, args.quick, log=lambda m: print(m, file=sys.stderr, flush=True))
+        page = run_all(args.docs, args.quick, show_steps=True)
     except OSError as exc:
         print(
             f"investigate: error: cannot write {args.docs}: {exc.strerror or exc}", file=sys.stderr

@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bluetrace.sim.arrays import member, uniq, uniq_inverse
-from bluetrace.sim.profiles import PROFILES
+from bluetrace.sim.by_profile import combine_by_pair, continuity_estimate, seed_by_pair
 from bluetrace.sim.result import EngineResult
 from bluetrace.sim.rules import EXPOSURE_RULES, ExposureRule, contact_rules, true_contacts
 from bluetrace.sim.units import DAY
@@ -117,9 +117,15 @@ def mean_estimate(values: FloatArray, seed: int = 0) -> Estimate:
 
 
 def ratio_estimate(ks: list[int], ns: list[int]) -> Estimate:
-    """Pooled ratio: bootstrap over seeds with three or more, Wilson otherwise."""
+    """Pooled ratio: bootstrap over seeds with three or more, Wilson on the pooled
+    counts otherwise, and also when every seed gives the same ratio (the bootstrap
+    would then claim a zero-width interval that no count supports)."""
     if len(ks) >= 3:
-        return bootstrap_ratio(np.asarray(ks, float), np.asarray(ns, float))
+        est = bootstrap_ratio(np.asarray(ks, float), np.asarray(ns, float))
+        if not est.low < est.high and sum(ns) > 0:
+            pooled = wilson(float(sum(ks)), float(sum(ns)))
+            return Estimate(est.value, pooled.low, pooled.high, "wilson (every seed alike)")
+        return est
     return wilson(float(sum(ks)), float(sum(ns)))
 
 
@@ -143,7 +149,7 @@ def reading_spacing(world: World) -> FloatArray:
     sc = world.scenario
     out = np.empty(len(world.profile_names))
     for i, name in enumerate(world.profile_names):
-        p = PROFILES[name]
+        p = world.phone_profiles[name]
         out[i] = sc.beacon_interval if p.listens_always else p.mean_period * (1 + p.skip_after_hit)
     return np.asarray(out[world.profile.astype(np.int64)], dtype=np.float64)
 
@@ -259,6 +265,9 @@ def seed_metrics(world: World, result: EngineResult) -> dict[str, Any]:
                                "tpr": tpr.tolist()}
     pair_days = result.pair_days if result.pair_days is not None else _pair_days(world, result, iv)
     continuity = _continuity(world, result, iv)
+    by_pair = seed_by_pair(world, pair_days=result.pair_days_by_profile, truth=primary,
+                           named=named, detections=result.detections, iv=iv)
+    either = [v for cell in by_pair.values() for v in cell["continuity"]["either"]]
     return {
         "detection": detection,
         "roc": roc,
@@ -266,6 +275,8 @@ def seed_metrics(world: World, result: EngineResult) -> dict[str, Any]:
         "roc_negatives": int((~labels).sum()),
         "pair_days": pair_days,
         "continuity": continuity,
+        "continuity_either": either,
+        "by_profile_pair": by_pair,
         "beacons": {"sent": result.beacons_sent, "received": result.beacons_received,
                     "lost": result.beacons_lost},
         "tempids_issued": result.tempids_issued,
@@ -403,6 +414,9 @@ def combine(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
         if all_pairs.size >= 3:
             out["continuity"]["method"] = "bootstrap over pairs"
     out["continuity"]["pairs"] = sum(s["continuity"]["pairs"] for s in per_seed)
+    out["continuity_either"] = continuity_estimate(
+        [list(s.get("continuity_either", [])) for s in per_seed])
+    out["by_profile_pair"] = combine_by_pair([s.get("by_profile_pair", {}) for s in per_seed])
     for group in ("beacons",):
         out[group] = {k: mean_estimate(np.array([s[group][k] for s in per_seed], float)).as_dict()
                       for k in first[group]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -45,3 +46,24 @@ def progress_bars(enabled: bool | None = None) -> Iterator[Bars]:
         console=Console(stderr=True), transient=True,
     ) as bar:
         yield Bars(bar)
+
+
+@contextmanager
+def step(label: str, enabled: bool | None = None) -> Iterator[None]:
+    """Say on stderr that a long step is running: a spinner with the elapsed time on
+    a terminal (rich), else one line when it starts and one with its time when it
+    ends, so that ``make investigate`` or a benchmark never waits without a word."""
+    on = sys.stderr.isatty() if enabled is None else enabled
+    started = time.perf_counter()
+    if on:
+        from rich.console import Console  # noqa: PLC0415 (only needed on a terminal)
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
+        with Progress(SpinnerColumn(), TextColumn(label), TimeElapsedColumn(),
+                      console=Console(stderr=True), transient=True) as bar:
+            bar.add_task(label, total=None)
+            yield
+    else:
+        print(f"{label} ...", file=sys.stderr, flush=True)
+        yield
+    print(f"{label}: {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)

@@ -14,7 +14,7 @@ import math
 import platform
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import jinja2
 import matplotlib
@@ -46,7 +46,9 @@ img { max-width: 100%; }
 {% endfor %}</table>
 <p>Engine <b>{{ engine }}</b>, seeds {{ seeds|join(", ") }}. Intervals: {{ ci_note }}</p>
 <h2>Parameters</h2>
-<table>{% for k, v in params %}<tr><td class="l">{{ k }}</td><td class="l">{{ v }}</td></tr>
+<table><tr><th class="l">parameter</th><th class="l">value</th><th class="l">unit</th></tr>
+{% for k, v, u in params %}<tr><td class="l">{{ k }}</td><td class="l">{{ v }}</td>
+<td class="l">{{ u }}</td></tr>
 {% endfor %}</table>
 <h2>Who is named, against which truth</h2>
 <p>Rows: <i>log</i> is BlueTrace as specified (every TempID in the uploaded log is named);
@@ -55,6 +57,21 @@ the ground-truth close-contact rules. Cells: recall / precision.</p>
 <table><tr><th class="l">detector</th>{% for t in truths %}<th>{{ t }}</th>{% endfor %}</tr>
 {% for det, cells in detection_rows %}<tr><td class="l">{{ det }}</td>
 {% for c in cells %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}</table>
+<h2>By phone profile pair</h2>
+<p>Each contact's two phones, by profile (A|B, names sorted). Pair-days: co-located
+pair-days with both phones running the app, logged by both phones, by A's phone only, by
+B's only, by neither. Per direction: 2S/(2S+A) from S both-sided and A one-sided
+pair-days (each phone's chance to log the other, if both directions were alike); A hears B:
+S/(S + B only). Recall through the infected person's log, and either side (that log or
+the contact's), against the {{ scenario.primary_rule }} rule. Continuity: share of
+co-located 30-s windows heard, one way and by either phone. Intervals as above.</p>
+<table><tr><th class="l">profiles</th><th>both / A only / B only / neither</th>
+<th>seen by both</th><th>per direction</th><th>A hears B</th><th>B hears A</th>
+<th>recall</th><th>either-side recall</th><th>continuity one way</th>
+<th>continuity either phone</th></tr>
+{% for row in by_pair %}<tr><td class="l">{{ row.label }}</td><td>{{ row.counts }}</td>
+{% for c in row.cells %}<td>{{ c }}</td>{% endfor %}</tr>
+{% endfor %}</table>
 <h2>Counters</h2>
 <table>{% for k, v in counters %}<tr><td class="l">{{ k }}</td><td>{{ v }}</td></tr>
 {% endfor %}</table>
@@ -100,6 +117,8 @@ def headline(scenario: Scenario, combined: dict[str, Any]) -> list[dict[str, str
         (f"recall of true close contacts ({rule} rule)", det["recall"], True),
         (f"precision of named contacts ({rule} rule)", det["precision"], True),
         ("continuity (30-s windows with a reception, per pair)", combined["continuity"], True),
+        ("continuity, either phone (a tracer pooling both logs)",
+         combined.get("continuity_either", {}), True),
         ("pair-days heard by both phones, of those heard", combined["seen_by_both"], True),
         ("beacons lost, of those sent to a phone in range", combined["beacon_loss"], True),
         ("beacons received", combined["beacons"]["received"], False),
@@ -109,7 +128,70 @@ def headline(scenario: Scenario, combined: dict[str, Any]) -> list[dict[str, str
         rows.append({"label": label, "value": v, "ci": ci})
     rows[0]["value"] += f" ({det['tp']} of {det['true']})"
     rows[1]["value"] += f" ({det['tp']} of {det['named']})"
+    if det["true"] == 0:
+        # Say why in words: nobody met the rule, so neither figure can mean anything.
+        others = [f"{t} ({c['true']:,})" for t, c in combined["detection"]["log"].items()
+                  if c["true"] > 0]
+        why = (f"n/a: no pair met the {rule} rule's distance and time, so there is no true "
+               "contact to recall")
+        why += (f"; rules with true contacts here: {', '.join(others)}" if others else
+                "; no built-in or scenario rule has any (try contact_rules with a shorter "
+                "time or a longer distance)")
+        rows[0]["value"], rows[0]["ci"] = why, ""
+        rows[1]["value"] = (f"{rows[1]['value']}: every one of the {det['named']:,} phones "
+                            f"named is a false positive against the {rule} rule")
     return rows
+
+
+#: Units of the parameters the report lists (by the last part of the key).
+UNITS: Final = {
+    "days": "days", "population": "people", "uptake": "share", "p_loss": "share",
+    "infected": "share or ids", "beacon_interval": "s", "tempid_lifetime": "s",
+    "tempid_batch": "TempIDs", "tempid_refresh": "s", "retention": "s", "upload_at": "s",
+    "cutoff": "m", "pair_detectable": "probability", "record_fraction": "share",
+    "count": "places", "per_place": "people", "pitch": "m", "start": "h (clock)",
+    "end": "h (clock)", "jitter": "min", "attendance": "probability", "trips": "a day",
+    "trip_minutes": "min", "riders": "people", "area": "m (side)", "speed": "m/s",
+    "pause": "s", "step": "s", "rows": "", "cols": "", "distance": "m", "minutes": "min",
+    "share": "share", "scan_window": "s", "scan_every": "s", "adv_on": "s", "adv_off": "s",
+    "revisit": "s", "id_rotation": "s", "background_spell": "s", "hear_fg": "probability",
+    "hear_bg": "probability", "heard_fg": "probability", "heard_bg": "probability",
+    "background_share": "share", "a0": "dB", "n": "", "s_pair": "dB", "s_scan": "dB",
+    "threshold": "dB", "body_loss": "dB", "body_fraction": "share", "holder_spread": "dB",
+}
+#: Place fields that apply to each kind of place (the others are not shown).
+PLACE_FIELDS: Final = {
+    "room": ("rows", "cols", "pitch", "start", "end", "jitter", "attendance"),
+    "tram": ("rows", "cols", "start", "end", "trips", "trip_minutes", "riders"),
+    "bus": ("rows", "cols", "start", "end", "trips", "trip_minutes", "riders"),
+    "open": ("area", "speed", "pause", "step", "start", "end"),
+}
+_PLACE_COMMON: Final = ("name", "kind", "count", "per_place", "radio")
+
+
+def auc_text(value: float | None) -> str:
+    """An AUC as the report shows it: below 0.5 is flagged (the score ranks far pairs
+    above near ones), and a missing one says why."""
+    if value is None:
+        return "n/a (needs both close and far pairs)"
+    flag = " (below 0.5: worse than chance)" if value < 0.5 else ""
+    return f"{value:.3f}{flag}"
+
+
+def parameter_rows(scenario: Scenario) -> list[tuple[str, str, str]]:
+    """(key, value, unit) for the report: places show only the fields of their kind,
+    and the tempid_refresh period only when TempIDs come in batches."""
+    data = scenario_to_dict(scenario)
+    if scenario.tempid_batch <= 1:
+        data.pop("tempid_refresh", None)
+    data["place"] = [
+        {k: v for k, v in place.items()
+         if k in _PLACE_COMMON or k in PLACE_FIELDS.get(str(place["kind"]), ())}
+        for place in data["place"]
+    ]
+    flat: list[tuple[str, str]] = []
+    _flatten("", data, flat)
+    return [(k, v, UNITS.get(k.rsplit(".", 1)[-1].split("[")[0], "")) for k, v in flat]
 
 
 def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
@@ -139,7 +221,7 @@ def _jsonable(value: Any) -> Any:
 
 def write_csvs(out: Path, combined: dict[str, Any], runs: list[SeedRun],
                sweep: list[dict[str, Any]]) -> list[Path]:
-    """metrics.csv, per_seed.csv, roc.csv, continuity.csv and sweep.csv."""
+    """metrics.csv, by_profile_pair.csv, per_seed.csv, roc.csv, continuity.csv, sweep.csv."""
     paths = []
     p = out / "metrics.csv"
     with p.open("w", newline="") as fh:
@@ -152,9 +234,21 @@ def write_csvs(out: Path, combined: dict[str, Any], runs: list[SeedRun],
                     w.writerow([det, truth, metric, e["value"], e["low"], e["high"], e["method"]])
         for name, e in combined["auc"].items():
             w.writerow([name, "primary", "auc", e["value"], e["low"], e["high"], e["method"]])
-        for name in ("continuity", "seen_by_both", "beacon_loss", "tempids_issued"):
+        for name in ("continuity", "continuity_either", "seen_by_both", "beacon_loss",
+                     "tempids_issued"):
             e = combined[name]
             w.writerow(["", "", name, e["value"], e["low"], e["high"], e["method"]])
+    paths.append(p)
+    p = out / "by_profile_pair.csv"
+    with p.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["profiles", "metric", "value", "low", "high", "method"])
+        for lab, cell in combined.get("by_profile_pair", {}).items():
+            for kind, count in cell["pair_days"].items():
+                w.writerow([lab, f"pair_days_{kind}", count, "", "", "count"])
+            for metric, e in cell.items():
+                if isinstance(e, dict) and "method" in e:
+                    w.writerow([lab, metric, e["value"], e["low"], e["high"], e["method"]])
     paths.append(p)
     p = out / "per_seed.csv"
     with p.open("w", newline="") as fh:
@@ -261,16 +355,18 @@ def write_all(
     write_figure_data(out, runs[0])
     fig_dir = out / "figures"
     figs = [
-        ("Attenuation against distance", figures.attenuation_vs_distance(runs[0], fig_dir)),
-        ("ROC per exposure rule", figures.roc_curves(runs[0].metrics, scenario.primary_rule,
-                                                     fig_dir)),
-        ("Per-pair detection timelines", figures.timelines(runs[0], fig_dir)),
+        (f"Attenuation against distance (seed {runs[0].seed})",
+         figures.attenuation_vs_distance(runs[0], fig_dir)),
+        (f"ROC per exposure rule (seed {runs[0].seed} only; the AUCs under Counters are "
+         "means over every seed)",
+         figures.roc_curves(runs[0].metrics, scenario.primary_rule, fig_dir)),
+        (f"Per-pair detection timelines (seed {runs[0].seed})",
+         figures.timelines(runs[0], fig_dir)),
     ]
     if sweep:
         figs.append((f"Recall and precision against {sweep[0]['key']}",
                      figures.sweep_plot(sweep, fig_dir)))
-    params: list[tuple[str, str]] = []
-    _flatten("", scenario_to_dict(scenario), params)
+    params = parameter_rows(scenario)
     truths = list(next(iter(combined["detection"].values())))
     rows = []
     for det, by_truth in combined["detection"].items():
@@ -281,7 +377,19 @@ def write_all(
             cells.append(f"{'n/a' if r is None else f'{r:.2f}'} / "
                          f"{'n/a' if p is None else f'{p:.2f}'}")
         rows.append((det, cells))
-    counters = [(f"AUC {k}", "n/a" if v["value"] is None else f"{v['value']:.3f}")
+    by_pair = []
+    for lab, cell in combined.get("by_profile_pair", {}).items():
+        a, b = lab.split("|")
+        pd = cell["pair_days"]
+        shown = []
+        for key in ("seen_by_both", "per_direction", f"{a}_hears_{b}", f"{b}_hears_{a}",
+                    "recall", "either_recall", "continuity_one_way", "continuity_either"):
+            v, ci = _fmt(cell[key])
+            shown.append(f"{v} [{ci}]" if ci else v)
+        by_pair.append({"label": lab, "cells": shown,
+                        "counts": f"{pd['both']:,} / {pd['first_only']:,} / "
+                                  f"{pd['second_only']:,} / {pd['none']:,}"})
+    counters = [(f"AUC {k} (mean over seeds {seeds[0]}..{seeds[-1]})", auc_text(v["value"]))
                 for k, v in combined["auc"].items()]
     counters += [(f"co-located pair-days: {k}", f"{v:,}") for k, v in combined["pair_days"].items()]
     counters += [(f"beacons {k} (mean per seed)", f"{v['value']:,.0f}")
@@ -292,10 +400,12 @@ def write_all(
         TEMPLATE
     ).render(
         scenario=scenario, engine=engine, seeds=seeds, headline=headline(scenario, combined),
-        ci_note=("percentile bootstrap over seeds" if len(runs) >= 3 else
+        ci_note=("percentile bootstrap over seeds (ratios as ratios of sums; Wilson score "
+                 "intervals on the pooled counts where every seed gives the same ratio), the "
+                 "same method as bluetrace-sim sweep" if len(runs) >= 3 else
                  "Wilson score intervals on pooled counts (run --seeds 3 or more for "
                  "intervals over seeds)"),
-        params=params, truths=truths, detection_rows=rows, counters=counters,
+        params=params, truths=truths, detection_rows=rows, counters=counters, by_pair=by_pair,
         figures=[{"title": t, "uri": "data:image/png;base64,"
                   + base64.b64encode(p.read_bytes()).decode("ascii")} for t, p in figs],
         versions=versions(),

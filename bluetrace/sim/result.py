@@ -89,6 +89,9 @@ class EngineResult:
 
     ``pair_days``         counts of co-located pair-days where both people ran the app,
                           keyed "both" (each phone logged the other), "one", "none".
+    ``pair_days_by_profile``  the same counts per profile pair ``"A|B"``, keyed
+                          "both", "first_only" (only A's phone logged B's),
+                          "second_only", "none" (``by_profile.PairDayCounter``).
     ``intervals``         the co-location intervals touching recorded or infected people (saves
                           the metrics regenerating large worlds); None: ask the world.
     ``elapsed_s``         wall-clock seconds of the run.
@@ -104,6 +107,7 @@ class EngineResult:
     tempids_issued: int
     server_work: dict[str, int] = field(default_factory=dict)
     pair_days: dict[str, int] | None = None
+    pair_days_by_profile: dict[str, dict[str, int]] | None = None
     intervals: npt.NDArray[np.void] | None = None
     elapsed_s: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
@@ -114,6 +118,11 @@ class EngineResult:
             raise ValueError("detections must use DETECTION_DTYPE")
         if self.beacons_sent != self.beacons_received + self.beacons_lost:
             raise ValueError("beacons_sent must equal beacons_received + beacons_lost")
+        if self.pair_days is not None and self.pair_days_by_profile is not None:
+            split = self.pair_days_by_profile.values()
+            if (sum(c["both"] for c in split) != self.pair_days["both"]
+                    or sum(c["none"] for c in split) != self.pair_days["none"]):
+                raise ValueError("pair_days_by_profile must add up to pair_days")
         det = self.detections
         if det.size > 1:
             order = np.lexsort((det["t"], det["sender"], det["receiver"]))
@@ -131,6 +140,7 @@ class EngineResult:
             "tempids_issued": self.tempids_issued,
             "server_work": dict(self.server_work),
             "pair_days": dict(self.pair_days) if self.pair_days is not None else None,
+            "pair_days_by_profile": self.pair_days_by_profile,
             "elapsed_s": round(self.elapsed_s, 3),
             "extra": dict(self.extra),
         }

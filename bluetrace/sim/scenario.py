@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from bluetrace.sim.profiles import PROFILES
+from bluetrace.sim.profiles import PhoneProfile, normalise_settings, resolve_profiles
 from bluetrace.sim.radio import MODEL_OFFSET_SCHEMES, PRESETS
 from bluetrace.sim.rules import contact_rules
+from bluetrace.sim.text import printable
 from bluetrace.sim.units import DAY
 
 SCENARIO_DIR: Final = Path(__file__).with_name("scenarios")
@@ -120,6 +121,9 @@ class Scenario:
     p_loss: float = 0.0  # share of beacons lost in transit
     infected: float | list[int] = 0.1  # share of people, or their ids
     profiles: dict[str, float] = field(default_factory=lambda: {"opentrace-android": 1.0})
+    # Profile parameters: name -> {key: value} changing a preset or defining a new
+    # profile (profiles.resolve_profiles); in TOML, a [profiles.NAME] table.
+    profile_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     beacon_interval: float = 10.0  # the assignment profile's beaconing period
     tempid_lifetime: float = 900.0
     tempid_batch: int = 1  # TempIDs handed out per request (OpenTrace: 100)
@@ -128,6 +132,9 @@ class Scenario:
     upload_at: float = -1.0  # when infected phones upload (s); < 0: end of the run
     cutoff: float = 10.0  # farthest distance (m) listed as co-location
     pair_detectable: float = 1.0  # P(a directed pair can hear each other at all)
+    # "pair": drawn once per directed pair for the whole run; "interval": drawn
+    # afresh for every co-location interval (each meeting, or each step in the open)
+    pair_detectable_per: str = "pair"
     model_offsets: str = "none"  # per-phone-model offsets: none | opentrace | gaen
     record_fraction: float = -1.0  # share of receivers logged in detail; < 0: automatic
     radio: dict[str, float] = field(default_factory=dict)  # overrides for every preset
@@ -160,8 +167,11 @@ class Scenario:
                 raise ScenarioError(f"infected id {bad[0]} is not a person of this scenario")
         elif not 0.0 <= self.infected <= 1.0:
             raise ScenarioError("infected must be a share in [0, 1] or a list of ids")
-        if not self.profiles or any(k not in PROFILES for k in self.profiles):
-            raise ScenarioError(f"profiles must name some of {', '.join(PROFILES)}")
+        known = self.phone_profiles()
+        if not self.profiles or any(k not in known for k in self.profiles):
+            raise ScenarioError(f"profiles must name some of {', '.join(known)}")
+        if self.pair_detectable_per not in ("pair", "interval"):
+            raise ScenarioError('pair_detectable_per must be "pair" or "interval"')
         if any(v < 0 for v in self.profiles.values()) or sum(self.profiles.values()) <= 0:
             raise ScenarioError("profile shares must be >= 0 and not all zero")
         if self.model_offsets not in MODEL_OFFSET_SCHEMES:
@@ -184,6 +194,14 @@ class Scenario:
             raise ScenarioError(str(exc)) from None
         if self.primary_rule not in rules:
             raise ScenarioError(f"primary_rule must be one of {', '.join(rules)}")
+
+    def phone_profiles(self) -> dict[str, PhoneProfile]:
+        """Every profile this scenario can use: the presets with its settings applied,
+        and its own profiles."""
+        try:
+            return resolve_profiles(self.profile_settings)
+        except ValueError as exc:
+            raise ScenarioError(str(exc)) from None
 
     @property
     def duration(self) -> float:
@@ -218,6 +236,8 @@ def _place_from_dict(raw: Any, index: int) -> PlaceSpec:
         raise ScenarioError(f"place {index}: unknown key {sorted(unknown)[0]!r}")
     values = dict(raw)
     values.setdefault("name", f"place{index}")
+    if isinstance(values["name"], str):
+        values["name"] = printable(values["name"])
     for key in _TUPLE_FIELDS & set(values):
         pair = values[key]
         if not (isinstance(pair, list) and len(pair) == 2 and all(
@@ -267,8 +287,13 @@ def scenario_from_dict(raw: dict[str, Any]) -> Scenario:
     places = [_place_from_dict(p, i) for i, p in enumerate(places_raw)]
     if "name" not in values:
         raise ScenarioError("a scenario needs a name")
+    for key in ("name", "description"):
+        if isinstance(values.get(key), str):
+            values[key] = printable(values[key])
     infected = values.pop("infected", 0.1)
-    profiles = values.pop("profiles", {"opentrace-android": 1.0})
+    profiles, settings = _split_profiles(
+        values.pop("profiles", {"opentrace-android": 1.0}), values.pop("profile_settings", {})
+    )
     radio = values.pop("radio", {})
     for label, table in (("profiles", profiles), ("radio", radio)):
         if not isinstance(table, dict) or not all(
@@ -290,9 +315,33 @@ def scenario_from_dict(raw: dict[str, Any]) -> Scenario:
     scenario.places = places
     scenario.infected = infected
     scenario.profiles = {k: float(v) for k, v in profiles.items()}
+    try:
+        scenario.profile_settings = normalise_settings(settings)
+    except ValueError as exc:
+        raise ScenarioError(str(exc)) from None
     scenario.radio = {k: float(v) for k, v in radio.items()}
     scenario.check()
     return scenario
+
+
+def _split_profiles(raw: Any, extra: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """``profiles`` as read: NAME = share, or a [profiles.NAME] table with ``share``
+    and settings. Returns (shares, settings); a table without ``share`` has share 0."""
+    if not isinstance(raw, dict) or not isinstance(extra, dict):
+        raise ScenarioError("profiles must be a table of shares or of profile tables")
+    shares: dict[str, Any] = {}
+    settings: dict[str, dict[str, Any]] = {
+        str(k): dict(v) for k, v in extra.items() if isinstance(v, dict)
+    }
+    for name, value in raw.items():
+        if isinstance(value, dict):
+            table = dict(value)
+            share = table.pop("share", 0.0)
+            shares[name] = share
+            settings[name] = {**settings.get(name, {}), **table}
+        else:
+            shares[name] = value
+    return shares, settings
 
 
 def load_toml(path: Path) -> Scenario:
@@ -304,7 +353,15 @@ def load_toml(path: Path) -> Scenario:
         raise ScenarioError(f"cannot read {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML ({exc})") from None
-    return scenario_from_dict(raw)
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(
+            f"{path}: not a text file (a scenario is UTF-8 TOML; byte 0x{exc.object[exc.start]:02x}"
+            f" at offset {exc.start} is not)"
+        ) from None
+    try:
+        return scenario_from_dict(raw)
+    except ScenarioError as exc:
+        raise ScenarioError(f"{path}: {exc}") from None
 
 
 def builtin_names() -> list[str]:
@@ -349,6 +406,15 @@ def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
     """Plain data (for results.json and TOML)."""
     out = dataclasses.asdict(scenario)
     out["place"] = out.pop("places")
+    settings = out.pop("profile_settings")
+    profiles: dict[str, Any] = {}
+    for name in [*out["profiles"], *(k for k in settings if k not in out["profiles"])]:
+        share = out["profiles"].get(name, 0.0)
+        table = {
+            k: list(v) if isinstance(v, tuple) else v for k, v in settings.get(name, {}).items()
+        }
+        profiles[name] = {"share": share, **table} if table else share
+    out["profiles"] = profiles
     for p in out["place"]:
         for key in _TUPLE_FIELDS:
             p[key] = list(p[key])
@@ -378,7 +444,9 @@ def _parse_value(text: str) -> Any:
 
 def apply_overrides(scenario: Scenario, assignments: list[str]) -> Scenario:
     """Apply ``key=value`` strings: ``uptake=0.6``, ``radio.s_pair=6``,
-    ``profiles.gaen=1``, ``place.office.pitch=1.5`` (a place by name or index),
+    ``profiles.gaen=1`` (a share), ``profiles.opentrace-ios.background_share=0.5``
+    (a profile parameter, or a new profile's), ``place.office.pitch=1.5`` (a place
+    by name or index),
     ``contact_rules.near.distance=1`` (with ``.minutes`` and ``.cumulative``).
     Returns a new, checked scenario."""
     data = scenario_to_dict(scenario)
@@ -389,7 +457,19 @@ def apply_overrides(scenario: Scenario, assignments: list[str]) -> Scenario:
             raise ScenarioError(f"--set needs key=value, got {item!r}")
         value = _parse_value(text.strip())
         parts = key.split(".")
-        if parts[0] in ("radio", "profiles") and len(parts) == 2:
+        if parts[0] == "profiles" and len(parts) == 2:
+            entry = data["profiles"].get(parts[1])
+            if isinstance(entry, dict):
+                entry["share"] = value
+            else:
+                data["profiles"][parts[1]] = value
+        elif parts[0] == "profiles" and len(parts) == 3:
+            entry = data["profiles"].get(parts[1], 0.0)
+            if not isinstance(entry, dict):
+                entry = {"share": entry}
+            entry[parts[2]] = value
+            data["profiles"][parts[1]] = entry
+        elif parts[0] == "radio" and len(parts) == 2:
             data[parts[0]][parts[1]] = value
         elif parts[0] == "contact_rules" and len(parts) == 3:
             data["contact_rules"].setdefault(parts[1], {})[parts[2]] = value

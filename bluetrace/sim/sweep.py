@@ -53,12 +53,26 @@ from typing import Any, Final
 
 import numpy as np
 
+from bluetrace.sim.text import printable
+
 Params = Mapping[str, object]
 Metrics = dict[str, float]
 TaskFn = Callable[[dict[str, object], int], Mapping[str, float]]
 
 #: The simulator as a sweep task (used when a spec names a scenario).
 SIMULATOR_TASK: Final = "bluetrace.sim.sweep:simulator_task"
+#: The tasks a SWEEP.toml may name, by short name. A sweep file is data: naming
+#: any importable function (``subprocess:run``) would make it code, so a file
+#: names one of these, by short name or in full. Code can add its own task with
+#: ``register_task``.
+ALLOWED_TASKS: dict[str, str] = {
+    "v1": "bluetrace.sim.exposure:v1_task",
+    "tracking": "bluetrace.sim.tracking:tracking_task",
+    "simulator": SIMULATOR_TASK,
+}
+#: Most runs (grid points x seeds) one sweep may ask for: the grid is listed
+#: before anything runs, and a million runs of even the smallest task take hours.
+MAX_SWEEP_RUNS: Final = 100_000
 _SPEC_KEYS: Final = {
     "title",
     "task",
@@ -141,7 +155,7 @@ def spec_from_dict(raw: Mapping[str, Any]) -> SweepSpec:
         fixed["scenario"] = str(raw["scenario"])
         fixed["engine"] = str(raw.get("engine", "fast"))
     elif "task" in raw:
-        task = str(raw["task"])
+        task = allowed_task(raw["task"])
         if "engine" in raw:
             raise SweepError("engine is for scenario sweeps only")
     else:
@@ -161,6 +175,12 @@ def spec_from_dict(raw: Mapping[str, Any]) -> SweepSpec:
         seeds = tuple(int(s) for s in seeds_raw)
     else:
         raise SweepError("seeds must be a count or a non-empty list of integers")
+    runs = math.prod(len(v) for v in grid.values()) * len(seeds)
+    if runs > MAX_SWEEP_RUNS:
+        raise SweepError(
+            f"the grid and seeds make {runs:,} runs (points x seeds); at most "
+            f"{MAX_SWEEP_RUNS:,} in one sweep"
+        )
     x = raw.get("x")
     if x is not None and x not in grid:
         raise SweepError(f"x {x!r} is not a grid parameter")
@@ -177,7 +197,7 @@ def spec_from_dict(raw: Mapping[str, Any]) -> SweepSpec:
         seeds=seeds,
         x=None if x is None else str(x),
         metrics=None if metrics is None else tuple(metrics),
-        title=str(raw.get("title", "")),
+        title=printable(str(raw.get("title", ""))),
     )
     if task == SIMULATOR_TASK:
         _check_scenario_points(spec)
@@ -187,11 +207,13 @@ def spec_from_dict(raw: Mapping[str, Any]) -> SweepSpec:
 def _check_scenario_points(spec: SweepSpec) -> None:
     """Every grid point must be a valid scenario with valid overrides: say so now, once."""
     from bluetrace.sim import scenario  # noqa: PLC0415 (only scenario sweeps need it)
+    from bluetrace.sim.size import estimate_run  # noqa: PLC0415
 
     try:
         base = scenario.load_scenario(str(spec.fixed["scenario"]))
         for point in spec.points():
-            scenario.apply_overrides(base, simulator_overrides(point))
+            # each run must fit on the machine that runs it (one run per worker)
+            estimate_run(scenario.apply_overrides(base, simulator_overrides(point))).check()
     except (scenario.ScenarioError, ValueError, OSError) as exc:
         raise SweepError(f"scenario sweep: {exc}") from None
 
@@ -204,6 +226,28 @@ def load_spec(path: Path) -> SweepSpec:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SweepError(f"{path} is not valid TOML: {exc}") from None
     return spec_from_dict(raw)
+
+
+def allowed_task(name: object) -> str:
+    """The ``module:function`` of an allowed task named in a file (short or full
+    name), or a SweepError listing the allowed ones."""
+    if isinstance(name, str):
+        if name in ALLOWED_TASKS:
+            return ALLOWED_TASKS[name]
+        if name in ALLOWED_TASKS.values():
+            return name
+    shown = printable(name) if isinstance(name, str) else type(name).__name__
+    raise SweepError(
+        f"task {shown!r} is not one of the simulator's sweep tasks "
+        f"({', '.join(ALLOWED_TASKS)}; or scenario = NAME to sweep a scenario)"
+    )
+
+
+def register_task(name: str, target: str) -> None:
+    """Let sweep files name ``target`` (``module:function``) as ``name``. For code
+    that brings its own task; a file cannot call this."""
+    resolve_task(target)
+    ALLOWED_TASKS[name] = target
 
 
 def resolve_task(task: str) -> TaskFn:
@@ -351,20 +395,19 @@ def _nan(value: object) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
-#: Student t 97.5 % quantiles for 1-30 degrees of freedom (beyond: 1.96 is close enough).
-_T975: Final = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
+#: Bootstrap resamples for a mean over seeds (as the run's ``metrics.BOOTSTRAP``).
+BOOTSTRAP_RESAMPLES: Final = 2000
 
 
 def mean_ci(values: Sequence[float] | np.ndarray[Any, Any]) -> tuple[float, float, float]:
-    """Mean and 95 % confidence interval of the mean.
+    """Mean and 95 % confidence interval of the mean, by the run's method.
 
-    Student t for measurements; for a 0/1 metric (did a rule notify in this seed?)
-    the Wilson score interval, which stays inside [0, 1] and is not zero-width
-    when every seed agrees. One value gives a zero-width interval.
+    For a 0/1 metric (did a rule notify in this seed?) the seeds are pooled
+    counts: the Wilson score interval, which stays inside [0, 1] and is not
+    zero-width when every seed agrees. Otherwise, with three or more seeds, the
+    percentile bootstrap over seeds that ``bluetrace-sim run`` uses (fixed
+    resamples, so the same runs give the same interval); with two, a normal
+    interval; one value gives a zero-width interval.
     """
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0:
@@ -374,8 +417,12 @@ def mean_ci(values: Sequence[float] | np.ndarray[Any, Any]) -> tuple[float, floa
         return mean, mean, mean
     if np.all((v == 0.0) | (v == 1.0)):
         return (mean, *wilson(float(v.sum()), v.size))
-    t = _T975[v.size - 2] if v.size - 1 <= len(_T975) else 1.96
-    half = t * float(v.std(ddof=1)) / math.sqrt(v.size)
+    if v.size >= 3:
+        rng = np.random.default_rng(0)
+        means = v[rng.integers(0, v.size, (BOOTSTRAP_RESAMPLES, v.size))].mean(axis=1)
+        low, high = np.percentile(means, [2.5, 97.5])
+        return mean, float(low), float(high)
+    half = 1.959963984540054 * float(v.std(ddof=1)) / math.sqrt(v.size)
     return mean, mean - half, mean + half
 
 
@@ -427,7 +474,7 @@ def run_sweep(
 
 
 def _describe(point: Params, seed: int) -> str:
-    shown = ", ".join(f"{k}={v}" for k, v in point.items())
+    shown = printable(", ".join(f"{k}={v}" for k, v in point.items()))
     return f"({shown}; seed {seed})"
 
 
@@ -595,7 +642,9 @@ def plot_metrics(
     for metric in metrics:
         if f"{metric}_mean" not in (summary[0] if summary else {}):
             raise SweepError(f"metric {metric!r} is not among the task's results")
-        fig, ax = plt.subplots(figsize=(5.0, 3.4), dpi=dpi)
+        groups_count = len({tuple(e[k] for k in others) for e in summary})
+        # A legend beside the axes, never over the data: the figure widens for it.
+        fig, ax = plt.subplots(figsize=(7.4 if groups_count > 1 else 5.0, 3.4), dpi=dpi)
         groups: dict[tuple[object, ...], list[dict[str, object]]] = {}
         for entry in summary:
             groups.setdefault(tuple(entry[k] for k in others), []).append(entry)
@@ -622,7 +671,8 @@ def plot_metrics(
         title = table.spec.title or f"{metric} against {x_key}"
         ax.set_title(f"{title}\n(mean and 95 % CI over {len(table.spec.seeds)} seeds)", fontsize=8)
         if len(groups) > 1:
-            ax.legend(fontsize=6)
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                      borderaxespad=0.0)
         fig.tight_layout()
         for fmt in formats:
             path = out_dir / f"{_safe(metric)}_vs_{_safe(x_key)}.{fmt}"

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bluetrace.sim.places import desk_grid, random_waypoint, seat_grid
-from bluetrace.sim.profiles import PROFILES, PhoneProfile
+from bluetrace.sim.profiles import PhoneProfile
 from bluetrace.sim.radio import PRESETS, RadioModel, model_offsets
 from bluetrace.sim.scenario import PlaceSpec, Scenario, ScenarioError
 from bluetrace.sim.units import DAY
@@ -109,6 +109,7 @@ class World:
     members: list[npt.NDArray[np.int64]]
     place_base: list[int]
     _cache: dict[int, Intervals] = field(default_factory=dict, repr=False)
+    _profiles: dict[str, PhoneProfile] | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, scenario: Scenario, seed: int) -> World:
@@ -160,9 +161,16 @@ class World:
         """Ids of infected people, ascending."""
         return np.flatnonzero(self.infected).astype(np.int64)
 
+    @property
+    def phone_profiles(self) -> dict[str, PhoneProfile]:
+        """Every profile of the scenario (presets with its settings, and its own)."""
+        if self._profiles is None:
+            self._profiles = self.scenario.phone_profiles()
+        return self._profiles
+
     def profile_of(self, person: int) -> PhoneProfile:
         """The phone profile of one person."""
-        return PROFILES[self.profile_names[int(self.profile[person])]]
+        return self.phone_profiles[self.profile_names[int(self.profile[person])]]
 
     # -- intervals --------------------------------------------------------------------------
 

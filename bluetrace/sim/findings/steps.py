@@ -17,8 +17,10 @@ from matplotlib.figure import Figure
 from bluetrace.sim.findings.registry import Options
 from bluetrace.sim.sweep import SweepSpec, load_spec, plot_metrics, run_sweep
 
-#: Figures are small PNGs: the page and its figures are committed.
-DPI: Final = 80
+#: Figures are PNGs at least MIN_WIDTH_PX wide (readable labels when shown at their
+#: own size); the page and its figures are committed.
+DPI: Final = 210
+MIN_WIDTH_PX: Final = 1000
 #: The sweeps shipped with the package (``bluetrace/sim/sweeps/*.toml``).
 SWEEPS_DIR: Final = Path(__file__).parent.parent / "sweeps"
 
@@ -31,7 +33,8 @@ def pct(x: float) -> str:
 def save(fig: Figure, opts: Options, name: str) -> str:
     """Write ``fig`` into the figures folder, free its memory, and return the name to link."""
     opts.figures.mkdir(parents=True, exist_ok=True)
-    fig.savefig(opts.figures / name, dpi=DPI)
+    dpi = max(DPI, math.ceil(MIN_WIDTH_PX / fig.get_figwidth()))
+    fig.savefig(opts.figures / name, dpi=dpi, metadata={"Software": None})
     plt.close(fig)
     return name
 
