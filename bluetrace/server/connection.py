@@ -138,6 +138,24 @@ _FIXED_ERRORS = {
     Reply.ALREADY_LOGGED_IN: (ErrorCode.ALREADY_LOGGED_IN, "already logged in"),
     Reply.RATE_LIMITED: (ErrorCode.RATE_LIMITED, "too many requests; try again later"),
 }
+_FIXED_ERROR_REPLIES = {reply: ErrorReply(*error) for reply, error in _FIXED_ERRORS.items()}
+_FIXED_REPLIES: tuple[Message, ...] = (
+    *_LOGIN_REPLIES.values(),
+    *_REGISTER_REPLIES.values(),
+    *_FIXED_ERROR_REPLIES.values(),
+    _LOGOUT_REPLY,
+)
+_PREBUILT: dict[int, bytes] = {id(message): encode(message) for message in _FIXED_REPLIES}
+"""The fixed replies' bytes, by the identity of the module's own (immutable)
+reply objects: a peer pipelining requests before login costs one dict look-up
+per reply, not a construct build."""
+
+
+def _encoded(message: Message) -> bytes:
+    prebuilt = _PREBUILT.get(id(message))
+    return prebuilt if prebuilt is not None else encode(message)
+
+
 _DISCARD_TEXT = {
     ErrorCode.TOO_LARGE: "an upload may hold at most {limit:,} entries; "
     "this one had {count:,} and was discarded",
@@ -420,7 +438,7 @@ class ServerConnection:
             if item.durable and not durable and item.failed is not None:
                 self._out += encode(item.failed)
                 continue
-            self._out += encode(item.message)
+            self._out += _encoded(item.message)
             if item.output is not None:
                 self._events.append(Output(item.output))
         self._maybe_close()
@@ -671,7 +689,8 @@ class ServerConnection:
         elif reply is Reply.LOGOUT:
             self._send(_LOGOUT_REPLY, output=f"{self.username} logout")
         elif reply not in (Reply.NONE, Reply.DISCARD):
-            self._send(ErrorReply(*self._error_for(reply, why)))
+            fixed = _FIXED_ERROR_REPLIES.get(reply)
+            self._send(fixed if fixed is not None else ErrorReply(*self._error_for(reply, why)))
 
     def _error_for(self, reply: Reply, why: str) -> tuple[ErrorCode, str]:
         """The ERROR a row's reply cell names, with a sentence for people."""
@@ -765,7 +784,7 @@ class ServerConnection:
                 self._commit_asked = True
                 self._events.append(NEEDS_COMMIT)
             return
-        self._out += encode(message)
+        self._out += _encoded(message)
         if output is not None:
             self._events.append(Output(output))
 
