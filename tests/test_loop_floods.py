@@ -16,7 +16,7 @@ import socket
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -38,9 +38,15 @@ from bluetrace.protocol.wire import ErrorCode, LoginStatus
 from bluetrace.runtime.output import LineOutput
 from bluetrace.runtime.reactor import Reactor
 from bluetrace.runtime.tls import server_context
-from bluetrace.server.admission import Admission, Caps, LineSummary
+from bluetrace.server.admission import (
+    HANDSHAKE_BURST_SECONDS,
+    AddressRate,
+    Admission,
+    Caps,
+    LineSummary,
+)
 from bluetrace.server.core import Limits, ServerCore
-from bluetrace.server.main import HANDSHAKE_UNITS, TURN_BUDGET, Server
+from bluetrace.server.main import HANDSHAKE_UNITS, LINK_SHARE_MAX, TURN_BUDGET, Link, Server
 from bluetrace.server.stores import MemoryCheckStore, MemoryTempIDStore
 from bluetrace.testing import USERS, ServerSide
 from tests.harness import WAIT, FrameClient, OutputFile, running_server, wait_until
@@ -53,8 +59,13 @@ MAX_TURNS = 2_000
 
 
 @contextmanager
-def loop_server(tmp_path: Path, tls: ssl.SSLContext | None = None) -> Iterator[Server]:
-    reactor = Reactor()
+def loop_server(
+    tmp_path: Path,
+    tls: ssl.SSLContext | None = None,
+    caps: Caps | None = None,
+    clock: Callable[[], float] | None = None,
+) -> Iterator[Server]:
+    reactor = Reactor() if clock is None else Reactor(clock)
     core = ServerCore(
         dict(USERS), 60.0, SystemClock(), tempids={},
         tempid_store=MemoryTempIDStore(), check_store=MemoryCheckStore(),
@@ -67,7 +78,7 @@ def loop_server(tmp_path: Path, tls: ssl.SSLContext | None = None) -> Iterator[S
             stack.callback(os.close, fd)
         out = LineOutput(reactor, fds[0], "stdout")
         err = LineOutput(reactor, fds[1], "stderr")
-        server = Server(reactor, core, listener, out=out, err=err, tls=tls)
+        server = Server(reactor, core, listener, out=out, err=err, tls=tls, caps=caps)
         try:
             yield server
         finally:
@@ -108,39 +119,102 @@ def _available(sock: socket.socket) -> bytes:
         data += chunk
 
 
+def _links(server: Server, socks: list[socket.socket]) -> list[Link]:
+    """The server's links for these client sockets (by the client's port)."""
+    by_peer = {link.connection.peer: link for link in server.links.values()}
+    return [by_peer["{}:{}".format(*sock.getsockname()[:2])] for sock in socks]
+
+
 def test_one_turn_does_the_shared_budget_however_many_connections_flood(
     tmp_path: Path,
 ) -> None:
     """Before: each readable connection did a whole call (32 frames) in every
     turn, so 40 pipelining connections made one turn 1,280 frames long; the
     turn is now TURN_BUDGET units shared round robin, and a healthy login
-    among them is still answered within two turns."""
+    among them is still answered within three turns (each connection's first
+    turn also pays for its accept and its read: ACCEPT_UNITS, READ_UNITS)."""
     flooders_count = 40
     with loop_server(tmp_path) as server:
         port = server.listener.getsockname()[1]
         flooders = _connect(port, flooders_count)
         healthy = _connect(port, 1)[0]
         _accepted(server, flooders_count + 1)
+        flooder_links = _links(server, flooders)
         for sock in flooders:
             sock.sendall(TEMPID_REQUEST * 1_000)
         healthy_login = FrameDecoder()
         healthy.sendall(encode(LoginRequest(USER, PASSWORD)))
         _turn(server)
-        answered = [len(FrameDecoder().messages(_available(sock))) for sock in flooders]
-        assert sum(answered) <= TURN_BUDGET + Limits().frames_per_call
+        assert 0 < sum(link.units for link in flooder_links) <= TURN_BUDGET + LINK_SHARE_MAX
         replies = healthy_login.messages(_available(healthy))
-        if not replies:
+        for _ in range(2):
+            if replies:
+                break
             _turn(server)
             replies = healthy_login.messages(_available(healthy))
         assert replies == [LoginReply(LoginStatus.OK)]
         # Round robin: in a few more turns every flooder has had its share.
         for _ in range(4):
             _turn(server)
-            for index, sock in enumerate(flooders):
-                answered[index] += len(FrameDecoder().messages(_available(sock)))
-        assert all(count > 0 for count in answered)
+        assert all(link.units > 0 for link in flooder_links)
         for sock in [*flooders, healthy]:
             sock.close()
+
+
+def test_the_turn_is_shared_by_address_before_connection(tmp_path: Path) -> None:
+    """Before: the turn was shared by connection, so 200 connections from one
+    address pipelining requests took 200 parts of it and a phone from another
+    address waited behind them for three turns; now each address with work
+    waiting has an equal part, so the phone is answered in the first turn and
+    the flooding address gets no more than its half."""
+    flooders_count = 200
+    with loop_server(tmp_path) as server:
+        port = server.listener.getsockname()[1]
+        socks: list[socket.socket] = []
+        try:
+            while len(socks) < flooders_count:  # in waves: the accept queue is short
+                socks += [_idle(port, "127.0.0.2") for _ in range(50)]
+                _accepted(server, len(socks))
+            flooders = list(socks)
+            healthy = _idle(port, "127.0.0.1")
+            socks.append(healthy)
+            _accepted(server, flooders_count + 1)
+            for sock in socks:
+                sock.setblocking(True)  # sendall whole; reads below are MSG_DONTWAIT
+            flooder_links = _links(server, flooders)
+            for sock in flooders:
+                sock.sendall(TEMPID_REQUEST * 1_000)
+            healthy.sendall(encode(LoginRequest(USER, PASSWORD)))
+            _turn(server)
+            assert FrameDecoder().messages(_available(healthy)) == [LoginReply(LoginStatus.OK)]
+            spent = sum(link.units for link in flooder_links)
+            assert 0 < spent <= TURN_BUDGET // 2 + LINK_SHARE_MAX
+        finally:
+            for sock in socks:
+                sock.close()
+
+
+def test_replies_to_a_pipelining_connection_go_out_together(tmp_path: Path) -> None:
+    """Before: a connection pipelining requests had its replies sent a turn's
+    worth at a time, one send each turn; now they are gathered while its
+    frames last (up to COALESCE_BYTES) and all arrive, in order, once its
+    frames run out."""
+    frames = 200
+    with loop_server(tmp_path) as server:
+        port = server.listener.getsockname()[1]
+        with _connect(port, 1)[0] as sock:
+            _accepted(server, 1)
+            sock.sendall(TEMPID_REQUEST * frames)
+            _turn(server)
+            assert _available(sock) == b""  # a call's worth done, its replies kept
+            replies = FrameDecoder()
+            got: list[object] = []
+            for _ in range(MAX_TURNS):
+                got += replies.messages(_available(sock))
+                if len(got) >= frames:
+                    break
+                _turn(server)
+            assert got == [ErrorReply(ErrorCode.NOT_LOGGED_IN, "log in first")] * frames
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +257,53 @@ def test_tls_handshakes_share_the_turn_budget(
         assert answered == count  # each had its turn in the end
         for sock in socks:
             sock.close()
+
+
+def test_tls_handshakes_over_the_address_rate_are_refused_before_any_tls_work(
+    tmp_path: Path, certificate: tuple[Path, Path]
+) -> None:
+    """Before: every connection from a ClientHello flood got a TLS session and
+    a key exchange in its turn; now an address may begin
+    --tls-handshakes-per-second handshakes (after a burst of twice that) and
+    its connections past the rate are closed at once, with no TLS work,
+    while another address still gets through. The clock stands still, so
+    no token comes back during the test."""
+    rate, flood = 2, 10
+    burst = int(rate * HANDSHAKE_BURST_SECONDS)
+    caps = Caps(handshakes_per_second=rate)
+    with loop_server(tmp_path, server_context(*certificate), caps, clock=lambda: 1000.0) as server:
+        port = server.listener.getsockname()[1]
+        socks: list[socket.socket] = []
+        try:
+            socks += [_idle(port, "127.0.0.2") for _ in range(flood)]
+            for _ in range(MAX_TURNS):  # until each is either admitted or refused
+                _turn(server)
+                refused = server.refusals.shown + sum(server.refusals.counts.values())
+                if len(server.links) + refused >= flood:
+                    break
+            healthy = _idle(port, "127.0.0.1")
+            socks.append(healthy)
+            _accepted(server, burst + 1)
+            assert sorted(link.address for link in server.links.values()) == [
+                "127.0.0.1",
+                *["127.0.0.2"] * burst,
+            ]
+            assert all(link.tls is not None for link in server.links.values())
+        finally:
+            for sock in socks:
+                sock.close()
+        assert "over the address's TLS handshake rate" in (tmp_path / "err").read_text()
+
+
+def test_address_rate_refills_and_forgets_the_longest_unseen() -> None:
+    limiter = AddressRate(rate=2.0, burst=3.0)
+    assert [limiter.allow("10.0.0.1", 0.0) for _ in range(4)] == [True, True, True, False]
+    assert not limiter.allow("10.0.0.1", 0.4)  # 0.8 of a token back: not yet
+    assert limiter.allow("10.0.0.1", 0.5)  # one whole token back
+    assert limiter.allow("10.0.0.2", 0.5)  # another address has its own bucket
+    limiter.MAX_ADDRESSES = 2
+    limiter.allow("10.0.0.3", 0.6)
+    assert len(limiter) == 2  # 10.0.0.1, seen longest ago, was forgotten
 
 
 # -- the server as a real process ------------------------------------------------

@@ -37,17 +37,64 @@ class Caps:
     unauthenticated_share: float = 0.5
     """Share of max_connections that connections not yet logged in may hold
     together; past it the server's oldest such connection is closed."""
+    handshakes_per_second: float = 50.0
+    """With TLS: handshakes one address may begin per second, after a burst of
+    HANDSHAKE_BURST_SECONDS' worth; past it new connections are closed at once."""
 
     def __post_init__(self) -> None:
         if min(self.max_connections, self.per_address, self.unauthenticated_per_address) < 1:
             raise ValueError("connection caps must be at least 1")
         if not 0 < self.unauthenticated_share <= 1:
             raise ValueError("the share of connections not logged in must be in (0, 1]")
+        if self.handshakes_per_second <= 0:
+            raise ValueError("the TLS handshake rate must be positive")
 
     @property
     def unauthenticated(self) -> int:
         """Connections not yet logged in, server-wide."""
         return max(1, int(self.max_connections * self.unauthenticated_share))
+
+
+HANDSHAKE_BURST_SECONDS = 2.0
+"""An address may begin this many seconds' worth of TLS handshakes at once
+(phones behind one address reconnecting together after a restart)."""
+
+
+class AddressRate:
+    """A token bucket per source address: ``rate`` events a second after a
+    burst of ``burst``. A ClientHello costs its sender nothing and the server
+    a key exchange and a signature (about half a millisecond), so the server
+    asks this before any TLS work and closes a connection over the rate at
+    once, which costs it an accept and a close.
+
+    At most MAX_ADDRESSES addresses are remembered; past that the one seen
+    longest ago is forgotten (its bucket has had the longest to refill, so
+    forgetting it gives away the least)."""
+
+    MAX_ADDRESSES = 65_536
+
+    def __init__(self, rate: float, burst: float) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("a rate must be positive and its burst at least 1")
+        self.rate = rate
+        self.burst = burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+        """Address -> (tokens, when last counted), least recently seen first."""
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def allow(self, address: str, now: float) -> bool:
+        """Whether ``address`` may begin one more now (and count it if so)."""
+        tokens, then = self._buckets.pop(address, (self.burst, now))
+        tokens = min(self.burst, tokens + max(0.0, now - then) * self.rate)
+        allowed = tokens >= 1
+        if allowed:
+            tokens -= 1
+        self._buckets[address] = (tokens, now)
+        if len(self._buckets) > self.MAX_ADDRESSES:
+            del self._buckets[next(iter(self._buckets))]
+        return allowed
 
 
 @dataclass
