@@ -3,7 +3,7 @@
 A hashed password costs an scrypt check (about 35 ms at the default cost).
 Run in the loop, each check stops every connection for that long, so the
 server's hashing budget bounds throughput but not stalls. The attacker holds
-ATTACKERS connections, each sending a correct LOGIN for the hashed user
+ATTACKERS connections from SOURCE, each sending a correct LOGIN for the hashed user
 and, once answered (OK or RATE_LIMITED), closing and doing it again, for the
 whole window: 300 LOGINs in flight at every moment. Healthy sessions of
 plain users start at a steady rate, each timed from when it was due, and
@@ -12,7 +12,7 @@ on the same server just before, with no attack. The server runs with its
 default limits.
 
 Run as a program, this module is the attacker:
-``python -m bluetrace.bench.hashing PORT COUNT AT SECONDS USERNAME PASSWORD``
+``python -m bluetrace.bench.hashing PORT COUNT AT SECONDS USERNAME PASSWORD SOURCE``
 prints JSON: when it began, and how many replies of each type it got.
 """
 
@@ -44,6 +44,11 @@ LEAD = 0.5
 HASHED_USER, HASHED_PASSWORD = "+61410555555", "hashed123"
 FULL_ATTACKERS, QUICK_ATTACKERS = 300, 20
 FULL_SECONDS, QUICK_SECONDS = 10.0, 0.5
+SOURCE = "127.0.0.2"
+"""The attacker's address: the plain users' sessions come from 127.0.0.1, as
+attackers and the phones they would starve come from different addresses."""
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+"""Linux's option (its number there) to choose a bound socket's port at connect."""
 
 
 def run(ctx: Context) -> None:
@@ -73,6 +78,7 @@ def run(ctx: Context) -> None:
             str(window),
             HASHED_USER,
             HASHED_PASSWORD,
+            SOURCE,
         ),
         timeout=STARTUP_SLACK + LEAD + window + 150,
     )
@@ -100,11 +106,24 @@ def run(ctx: Context) -> None:
     )
 
 
+def _bound(source: str) -> socket.socket:
+    """A non-blocking socket bound to ``source``, its port chosen at connect by
+    the whole address pair, as for an unbound socket: tens of thousands of short
+    connections from one bound address would otherwise run out of ports held
+    in TIME_WAIT."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+    sock.bind((source, 0))
+    return sock
+
+
 def attack(
-    port: int, count: int, at: float, seconds: float, request: bytes
+    port: int, count: int, at: float, seconds: float, request: bytes, *, source: str
 ) -> dict[str, object]:
-    """``count`` connections, each sending ``request`` and, once answered,
-    closing and sending it again on a new connection, until ``seconds`` pass."""
+    """``count`` connections from ``source``, each sending ``request`` and,
+    once answered, closing and sending it again on a new connection, until
+    ``seconds`` pass."""
     raise_descriptor_limit()
     while time.monotonic() < at:
         time.sleep(min(0.01, max(0.0, at - time.monotonic())))
@@ -115,8 +134,7 @@ def attack(
     buffers: dict[socket.socket, bytes] = {}
 
     def open_one() -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setblocking(False)
+        sock = _bound(source)
         sock.connect_ex(("127.0.0.1", port))
         buffers[sock] = b""
         selector.register(sock, selectors.EVENT_WRITE)
@@ -165,7 +183,7 @@ def attack(
 
 def main(argv: list[str]) -> None:
     port, count, at, seconds = int(argv[0]), int(argv[1]), float(argv[2]), float(argv[3])
-    result = attack(port, count, at, seconds, login(argv[4], argv[5]))
+    result = attack(port, count, at, seconds, login(argv[4], argv[5]), source=argv[6])
     print(json.dumps(result), flush=True)
 
 
