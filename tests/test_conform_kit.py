@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bluetrace.conform.cli import main
-from bluetrace.conform.files_cases import FilesTarget, check_blocks
+from bluetrace.conform.files_target import FilesTarget, check_blocks
 from bluetrace.conform.model import (
     Case,
     CaseContext,

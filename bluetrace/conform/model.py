@@ -86,12 +86,18 @@ class Case(Generic[TargetT]):
     """``<mode>/<spec section>/<name>``: sorted and selected by prefix."""
     tags: tuple[str, ...]
     quote: str
+    """What the case checks in the specification's words, as a report shows it:
+    its passages joined by `` ... ``."""
     expected: tuple[str, ...]
     """Every outcome the specification allows, in words."""
     run: Callable[[TargetT, "CaseContext"], None]
     level: str = "MUST"
     budget: float = 0.0
     """Seconds the case needs beyond the per-case timeout (a linger, a retention)."""
+    passages: tuple[str, ...] = ()
+    """The quote's passages, each word for word from protocol_spec.md (only its
+    markdown marks left out), so a reader finds them there; several when the
+    sentences a case checks do not stand together."""
 
 
 Run = Callable[[TargetT, "CaseContext"], None]
@@ -99,7 +105,8 @@ Run = Callable[[TargetT, "CaseContext"], None]
 
 class Registry(Generic[TargetT]):
     """One mode's cases, in the order they run; used as a decorator:
-    ``@case("3.2/login-ok", tags, quote, expected)`` above the case's function."""
+    ``@case("3.2/login-ok", tags, quote, expected)`` above the case's function.
+    ``quote`` is one passage of the specification or a tuple of them."""
 
     def __init__(self, mode: str, extra_budget: float = 0.0) -> None:
         self.mode = mode
@@ -110,15 +117,17 @@ class Registry(Generic[TargetT]):
         self,
         case_id: str,
         tags: tuple[str, ...],
-        quote: str,
+        quote: str | tuple[str, ...],
         expected: tuple[str, ...],
         *,
         level: str = "MUST",
         budget: float = 0.0,
     ) -> Callable[[Run[TargetT]], Run[TargetT]]:
+        passages = (quote,) if isinstance(quote, str) else quote
+
         def register(run: Run[TargetT]) -> Run[TargetT]:
-            self.cases.append(Case(f"{self.mode}/{case_id}", tags, quote, expected, run, level,
-                                   budget + self.extra_budget))
+            self.cases.append(Case(f"{self.mode}/{case_id}", tags, " ... ".join(passages),
+                                   expected, run, level, budget + self.extra_budget, passages))
             return run
 
         return register

@@ -5,16 +5,19 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from bluetrace.conform import beacon_cases, client_cases, files_cases, server_cases
 from bluetrace.conform.assignment.procs import udp_port_bound
+from bluetrace.conform.beacon_target import BeaconTarget
+from bluetrace.conform.cases import beacon, client, files, server
+from bluetrace.conform.client_target import ClientTarget
+from bluetrace.conform.files_target import FilesTarget
 from bluetrace.conform.model import Case, CaseSetupError
 from bluetrace.conform.server_target import ServerTarget
 
 MODES: dict[str, list[Case[Any]]] = {
-    "server": list(server_cases.CASES),
-    "client": list(client_cases.CASES),
-    "beacon": list(beacon_cases.CASES),
-    "files": list(files_cases.CASES),
+    "server": list(server.CASES),
+    "client": list(client.CASES),
+    "beacon": list(beacon.CASES),
+    "files": list(files.CASES),
 }
 
 
@@ -84,15 +87,15 @@ def build_target(args: argparse.Namespace) -> Any:
     if args.mode == "server":
         return server_target(args)
     if args.mode == "client":
-        return client_cases.ClientTarget(args.command, args.user, args.password,
-                                         max_wait=args.max_wait)
+        return ClientTarget(args.command, args.user, args.password,
+                            max_wait=args.max_wait)
     if args.mode == "beacon":
         host, port = _host_port(args.address)
         if host.startswith("127.") and not udp_port_bound(port):
             raise CaseSetupError(f"nothing listens on UDP port {port} here: start the phone "
                                  "(logged in) first")
-        return beacon_cases.BeaconTarget(host, port, args.log, args.retention,
-                                         max_wait=args.max_wait)
+        return BeaconTarget(host, port, args.log, args.retention,
+                            max_wait=args.max_wait)
     if not args.folder.is_dir():
         raise CaseSetupError(f"{args.folder} is not a folder")
-    return files_cases.FilesTarget(args.folder)
+    return FilesTarget(args.folder)

@@ -16,7 +16,10 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-from bluetrace.conform import beacon_cases, client_cases, files_cases, report
+from bluetrace.conform import report
+from bluetrace.conform.beacon_target import BeaconTarget
+from bluetrace.conform.client_target import ClientTarget
+from bluetrace.conform.files_target import FilesTarget
 from bluetrace.conform.launch import HeadlessPhone, start_server
 from bluetrace.conform.model import Result
 from bluetrace.conform.modes import MODES, read_credentials
@@ -88,13 +91,12 @@ def run_all(work: Path, args: argparse.Namespace) -> list[Result]:
     finally:
         server.stop()
     command = f"{python} -m bluetrace.phone.main {{host}} {{port}} {{udp}}"
-    client = client_cases.ClientTarget(command, PHONE_USER, users[PHONE_USER],
-                                       max_wait=args.max_wait)
+    client = ClientTarget(command, PHONE_USER, users[PHONE_USER], max_wait=args.max_wait)
     results += run_cases(MODES["client"], client, options)
     files_dir = folders["files"]
     for source in [*server_dir.glob("*.txt"), *folders["phone"].glob("*_contactlog.txt")]:
         shutil.copy(source, files_dir / source.name)
-    results += run_cases(MODES["files"], files_cases.FilesTarget(files_dir), options)
+    results += run_cases(MODES["files"], FilesTarget(files_dir), options)
     return results
 
 
@@ -112,7 +114,7 @@ def _beacon_mode(python: str, folders: dict[str, Path], users: dict[str, str],
              "--log-retention", f"{RETENTION:g}"], folders["phone"], PHONE_USER,
             users[PHONE_USER])
         try:
-            beacon = beacon_cases.BeaconTarget(
+            beacon = BeaconTarget(
                 "127.0.0.1", udp, folders["phone"] / f"{PHONE_USER}_contactlog.txt",
                 RETENTION, max_wait=args.max_wait)
             return run_cases(MODES["beacon"], beacon, options)

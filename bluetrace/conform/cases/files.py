@@ -10,95 +10,19 @@ layouts the original assignment leaves open (separators, extra columns, ISO
 dates, another file name) are reported as INFO, not failed.
 """
 
-import contextlib
-import re
-import zlib
-from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
+from bluetrace.conform.files_target import (
+    ENTRY,
+    FORMATS,
+    OTHER_FILES,
+    OWNED,
+    FilesTarget,
+    check_blocks,
+    check_lines,
+)
 from bluetrace.conform.model import CaseContext, CaseFailed, CaseInfo, CaseSkipped, Registry
 from bluetrace.protocol.timefmt import parse_timestamp
-
-_STAMP = r"(\d\d/\d\d/\d{4} \d\d:\d\d:\d\d)"
-_TEMPID = r"([0-9]{20})"
-_NAME = r"(\S+)"
-FORMATS = {
-    "credentials.txt": re.compile(r"(\S+) (\S+)"),
-    "tempIDs.txt": re.compile(f"{_NAME} {_TEMPID} {_STAMP} {_STAMP}"),
-    "contact_checks.txt": re.compile(f"{_STAMP} {_NAME} {_TEMPID} {_STAMP} {_STAMP} {_NAME}"),
-    "contactlog": re.compile(f"{_TEMPID} {_STAMP} {_STAMP}"),
-}
-SHOWN = {
-    "credentials.txt": "<username> <password>",
-    "tempIDs.txt": "<username> <TempID> <start> <expiry>",
-    "contact_checks.txt": "<checked at> <uploader> <TempID> <start> <expiry> <contact or unknown>",
-    "contactlog": "<TempID> <start> <expiry>",
-}
-
-
-@dataclass
-class FilesTarget:
-    folder: Path
-
-    def raw_lines(self, name: str) -> list[bytes]:
-        """The lines of ``name`` as written, line ends included."""
-        path = self.folder / name
-        if not path.is_file():
-            raise CaseSkipped(f"no {name} in {self.folder}")
-        return path.read_bytes().splitlines(keepends=True)
-
-    def read(self, name: str) -> list[tuple[int, str]]:
-        """(line number, text) of each non-blank line, LF or CRLF; for
-        credentials.txt, comment lines and a leading byte-order mark are skipped."""
-        path = self.folder / name
-        if not path.is_file():
-            raise CaseSkipped(f"no {name} in {self.folder}")
-        raw = path.read_bytes()
-        if name == "credentials.txt":
-            raw = raw.removeprefix(b"\xef\xbb\xbf")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise CaseFailed(f"{name} is not UTF-8 text ({exc.reason} at byte "
-                             f"{exc.start})") from None
-        lines = text.split("\n")
-        kept = [(number, line[:-1] if line.endswith("\r") else line)
-                for number, line in enumerate(lines, start=1) if line.strip()]
-        if name == "credentials.txt":
-            kept = [(number, line) for number, line in kept if not line.startswith("#")]
-        return kept
-
-    def contact_logs(self) -> list[str]:
-        """Contact logs by name (any ``*contactlog*.txt``: the assignment's
-        ``<user>_contactlog.txt`` and the other spellings submissions use) and
-        by content (a text file of TempID entries that is no other data file)."""
-        found = []
-        for path in sorted(self.folder.glob("*.txt")):
-            if not path.is_file() or path.name.lower() in _OTHER_FILES:
-                continue
-            if "contactlog" in path.name.lower():
-                found.append(path.name)
-                continue
-            with contextlib.suppress(OSError):
-                head = path.read_bytes()[:65536].decode("utf-8", "replace")
-                if _ENTRY.search(head) and not _OWNED.search(head):
-                    found.append(path.name)
-        return found
-
-    def records(self, name: str, kind: str) -> list[re.Match[str]]:
-        """The lines of ``name`` that are one record of ``kind``; the others
-        are reported once, by the case that grades the file's format."""
-        found = (FORMATS[kind].fullmatch(line) for _, line in self.read(name))
-        return [m for m in found if m is not None]
-
-
-def _real(stamp: str) -> bool:
-    try:
-        parse_timestamp(stamp)
-    except ValueError:
-        return False
-    return True
 
 
 def _text8(text: str) -> bool:
@@ -106,91 +30,15 @@ def _text8(text: str) -> bool:
     return 1 <= len(raw) <= 255 and all(c.isprintable() and not c.isspace() for c in text)
 
 
-def check_lines(target: FilesTarget, name: str, kind: str) -> list[re.Match[str]]:
-    """Every non-blank line of ``name`` must be one record of ``kind``
-    (contact_checks.txt: the check lines of its whole blocks, see check_blocks)."""
-    bad: list[str] = []
-    matches: list[re.Match[str]] = []
-    numbered = check_blocks(target)[0] if name == "contact_checks.txt" else target.read(name)
-    for number, line in numbered:
-        match = FORMATS[kind].fullmatch(line)
-        if match is None or not all(_real(g) for g in match.groups() if g and "/" in g
-                                    and ":" in g):
-            bad.append(f"{name}:{number}: {line[:120]!r}")
-            continue
-        matches.append(match)
-    if bad:
-        raise CaseFailed(f"lines that are not '{SHOWN[kind]}' (with real dates): "
-                         + "; ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5
-                                                 else ""))
-    return matches
-
-
-_BEGIN = re.compile(rb"begin ([0-9]+)\r?\n?")
-_COMMIT = re.compile(rb"commit ([0-9]+) ([0-9a-f]{8})\r?\n?")
-
-
-def check_blocks(target: FilesTarget) -> tuple[list[tuple[int, str]], list[str], list[str]]:
-    """contact_checks.txt read as section 5 says: lines before the first
-    ``begin`` are kept as they are, then ``begin N`` / N lines / ``commit N CRC``
-    blocks. Returns the check lines of whole blocks (numbered), the problems,
-    and notes (a torn last block, which a crash may leave)."""
-    lines = target.raw_lines("contact_checks.txt")
-    checks: list[tuple[int, str]] = []
-    problems: list[str] = []
-    torn: list[str] = []
-    index, seen_begin = 0, False
-    while index < len(lines):
-        number, raw = index + 1, lines[index]
-        begin = _BEGIN.fullmatch(raw)
-        if begin is None:
-            if seen_begin and raw.strip():
-                problems.append(f"contact_checks.txt:{number}: a line outside any block")
-            elif raw.strip():
-                checks.append((number, raw.decode("utf-8", "replace").rstrip("\r\n")))
-            index += 1
-            continue
-        seen_begin = True
-        if torn:
-            problems.append(f"contact_checks.txt:{torn[-1]}: a torn block was not removed "
-                            "before later blocks were written")
-            torn.clear()
-        count = int(begin.group(1))
-        body = lines[index + 1 : index + 1 + count]
-        commit = lines[index + 1 + count] if index + 1 + count < len(lines) else b""
-        match = _COMMIT.fullmatch(commit)
-        whole = (len(body) == count and match is not None and int(match.group(1)) == count
-                 and f"{zlib.crc32(b''.join(body)):08x}" == match.group(2).decode())
-        if whole:
-            checks += [(index + 2 + k, line.decode("utf-8", "replace").rstrip("\r\n"))
-                       for k, line in enumerate(body)]
-            index += count + 2
-        else:
-            torn.append(str(number))
-            index += 1
-            while index < len(lines) and not _BEGIN.fullmatch(lines[index]):
-                index += 1
-    notes = [f"contact_checks.txt:{n}: a torn last block (left by a crash, removed at the "
-             "next start)" for n in torn]
-    return checks, problems, notes
-
-
-_OTHER_FILES = {"credentials.txt", "tempids.txt", "contact_checks.txt"}
-_ANY_STAMP = r"(?:\d\d/\d\d/\d{4}[ T]\d\d:\d\d:\d\d|\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)"
-_ENTRY = re.compile(rf"(?<!\d)[0-9]{{20}}(?!\d)\D{{1,5}}{_ANY_STAMP}\D{{1,5}}{_ANY_STAMP}")
-"""A contact-log entry in any of the layouts the assignment leaves open:
-any separators, extra columns after it, ISO dates."""
-_OWNED = re.compile(r"^\S*\+?\d{6,}\s+[0-9]{20}\s", re.MULTILINE)
-"""A tempIDs.txt-like record (a phone number first): not a contact log."""
-
-
 case: Registry[FilesTarget] = Registry("files")
 CASES = case.cases
 
 
 @case("5/credentials", ("BT-5-3", "BT-1-4", "BT-5-4"),
-      "credentials.txt | server (read only) | <username> <password> (one space); a line "
-      "whose first character is # is a comment ... a byte-order mark ... is ignored [BT-5-4]",
+      ("credentials.txt | server (read only) | <username> <password> (one space)",
+       "A line whose first character is # is a comment and is skipped, so no username starts "
+       "with # (a password may). A UTF-8 byte-order mark (EF BB BF) at the very start of the "
+       "file is ignored, as some editors write one [BT-5-4]"),
       ("every non-blank line that is not a comment is two Text8 values (printable, no white "
        "space, 1-255 bytes) separated by one space; no username twice",))
 def credentials(target: FilesTarget, ctx: CaseContext) -> None:
@@ -210,8 +58,8 @@ def tempids(target: FilesTarget, ctx: CaseContext) -> None:
     if not (target.folder / "tempIDs.txt").is_file():
         elsewhere = sorted(p.name for p in target.folder.glob("*.txt")
                            if p.name.lower() == "tempids.txt" or (
-                               p.name.lower() not in _OTHER_FILES
-                               and _OWNED.search(p.read_text("utf-8", "replace"))))
+                               p.name.lower() not in OTHER_FILES
+                               and OWNED.search(p.read_text("utf-8", "replace"))))
         if elsewhere:
             raise CaseFailed(f"no tempIDs.txt, but issued TempIDs are in {', '.join(elsewhere)} "
                              "(the assignment names the file tempIDs.txt)")
@@ -219,9 +67,11 @@ def tempids(target: FilesTarget, ctx: CaseContext) -> None:
 
 
 @case("5/contact-checks", ("BT-5-3", "BT-5-6", "BT-5-7"),
-      "Each upload's check lines are recorded as one block, whole or not at all: begin <N>, "
-      "<N check lines>, commit <N> <CRC> ... CRC-32 ... as 8 lowercase hexadecimal digits "
-      "[BT-5-6]. ... at start-up the server removes it [BT-5-7]",
+      ("Each upload's check lines are recorded as one block, whole or not at all:",
+       "<CRC> is the CRC-32 (the one zlib and PNG use) of the bytes of the N check lines as "
+       "written, line ends included, as 8 lowercase hexadecimal digits [BT-5-6]",
+       "at start-up the server removes it (and a torn line after the last whole block), and "
+       "says so in one line; that upload had not been acknowledged [BT-5-7]"),
       ("every check line is '<checked at> <uploader> <TempID> <start> <expiry> <contact or "
        "unknown>' with real dates, inside a whole block (or before the first 'begin'); only "
        "the last block may be torn",))
@@ -249,7 +99,7 @@ def contact_logs(target: FilesTarget, ctx: CaseContext) -> None:
         for number, line in target.read(name):
             if FORMATS["contactlog"].fullmatch(line):
                 continue
-            if _ENTRY.search(line):
+            if ENTRY.search(line):
                 layouts += 1
             else:
                 bad.append(f"{name}:{number}: {line[:120]!r}")
@@ -321,7 +171,7 @@ def checks_mapping(target: FilesTarget, ctx: CaseContext) -> None:
 
 @case("1/lifetimes", ("BT-1-5",),
       "The server issues windows of its TempID lifetime, 15 minutes unless configured "
-      "otherwise, so expiry = start + 14 min 59 s [BT-1-5].",
+      "otherwise, so expiry = start + 14 min 59 s (the lifetime less one second) [BT-1-5]",
       ("INFO: the windows' lengths found in tempIDs.txt (a server's lifetime may be "
        "configured)",))
 def lifetimes(target: FilesTarget, ctx: CaseContext) -> None:
@@ -336,7 +186,9 @@ def lifetimes(target: FilesTarget, ctx: CaseContext) -> None:
 
 @case("5/bad-credentials", ("BT-5-5",),
       "Any other line stops the server at start-up with one message naming the file, the "
-      "line number and the problem [BT-5-5].",
+      "line number and the problem (a tab, a second space, a missing password, a password "
+      "over 255 bytes, a character that is not allowed, a repeated username, bytes that are "
+      "not UTF-8) [BT-5-5]",
       ("INFO: start-up is not observable from the files; self mode and the server's own "
        "tests show it",))
 def bad_credentials(target: FilesTarget, ctx: CaseContext) -> None:

@@ -1,5 +1,5 @@
 """Server mode, sections 1 and 3 and the order of checks: the frames a server
-must refuse, and how (RST or FIN: see server_cases)."""
+must refuse, and how (RST or FIN: see cases/server.py)."""
 
 import time
 
@@ -24,6 +24,10 @@ from bluetrace.protocol.wire import ErrorCode, LoginStatus
 
 case: Registry[ServerTarget] = Registry("server")
 CASES = case.cases
+# passages of protocol_spec.md that more than one case quotes
+ORDER = ("A frame is checked in this order, and the first failure decides the answer: the "
+         "header (version, a known type, a length within the state's limit), then the body "
+         "(every field as section 3 defines it, nothing after it), then this table [BT-4-1]")
 
 
 # -- section 3: frames -----------------------------------------------------------------
@@ -92,8 +96,8 @@ def oversized_before_login(target: ServerTarget, ctx: CaseContext) -> None:
 
 
 @case("3/oversized-after-login", ("BT-3-1", "BT-4-6"),
-      "L <= 59395 (the largest legal body, a full upload chunk); a header announcing more is "
-      "refused at once",
+      ("L <= 59395 (the largest legal body, a full upload chunk)",
+       "largest frame body | 59,395 bytes (a header announcing more is refused at once)"),
       ("an UPLOAD header announcing 59396 bytes, with no body sent: ERROR TOO_LARGE, then "
        + CLOSED_AT_ONCE,))
 def oversized_after_login(target: ServerTarget, ctx: CaseContext) -> None:
@@ -130,8 +134,7 @@ def split_frames(target: ServerTarget, ctx: CaseContext) -> None:
 
 
 @case("4/order-malformed-before-login", ("BT-4-1",),
-      "A frame is checked in this order, and the first failure decides the answer: the "
-      "header ..., then the body ..., then this table [BT-4-1].",
+      ORDER,
       ("an UPLOAD with flags 0x02 before login: ERROR MALFORMED (not NOT_LOGGED_IN), then "
        + CLOSED_AT_ONCE,))
 def order_malformed_before_login(target: ServerTarget, ctx: CaseContext) -> None:
@@ -142,8 +145,9 @@ def order_malformed_before_login(target: ServerTarget, ctx: CaseContext) -> None
 
 
 @case("4/order-long-login-before-login", ("BT-4-1", "BT-3-2"),
-      "A frame is checked in this order ...: the header (version, a known type, a length "
-      "within the state's limit), then the body ..., then this table [BT-4-1].",
+      (ORDER,
+       "Until a session has logged in, the server's limit is 512 bytes, the size of the "
+       "largest LOGIN, so that a stranger cannot make it hold more [BT-3-2]"),
       ("a LOGIN header announcing 600 bytes before login: ERROR TOO_LARGE, then "
        + CLOSED_AT_ONCE,))
 def order_long_login_before(target: ServerTarget, ctx: CaseContext) -> None:
@@ -154,8 +158,7 @@ def order_long_login_before(target: ServerTarget, ctx: CaseContext) -> None:
 
 
 @case("4/order-long-login-after-login", ("BT-4-1",),
-      "A frame is checked in this order ...: the header, then the body (every field as "
-      "section 3 defines it, nothing after it), then this table [BT-4-1].",
+      ORDER,
       ("a 622-byte LOGIN body after login: ERROR MALFORMED (not ALREADY_LOGGED_IN), then "
        + CLOSED_AT_ONCE,))
 def order_long_login_after(target: ServerTarget, ctx: CaseContext) -> None:
@@ -180,7 +183,7 @@ _BAD_ENTRIES = {
 
 @case("1/field-values", ("BT-1-1",),
       "A field outside its allowed values (in this table or in any table below) makes a "
-      "frame malformed (section 3.6) [BT-1-1].",
+      "frame malformed (section 3.6) and a datagram no beacon (section 2) [BT-1-1]",
       ("ERROR MALFORMED, then " + CLOSED_AT_ONCE + ", for: an empty username, flags 0x02, "
        "count 1025, a count that disagrees with the body, and entries with " +
        ", ".join(_BAD_ENTRIES),))
@@ -210,8 +213,9 @@ def field_values(target: ServerTarget, ctx: CaseContext) -> None:
 
 @case("1/printable", ("BT-1-3", "BT-1-4"),
       "A character is printable unless its Unicode general category is Cc, Cf, Cs, Co, Cn, "
-      "Zl, Zp or Zs, except that U+0020 SPACE is printable [BT-1-3]. Text8 also excludes "
-      "every white-space character [BT-1-4].",
+      "Zl, Zp or Zs, except that U+0020 SPACE is printable (this is Python's "
+      "str.isprintable, Unicode 15.0 for Python 3.11) [BT-1-3]. Text8 also excludes every "
+      "white-space character (Python's str.isspace), the space included [BT-1-4]",
       ("usernames holding U+00A0 (Zs), U+200B (Cf), U+0009 (Cc), U+2028 (Zl) or a space: "
        "ERROR MALFORMED; a username holding U+00E9 (a letter): LOGIN_REPLY UNKNOWN_USER",))
 def printable(target: ServerTarget, ctx: CaseContext) -> None:
@@ -232,8 +236,8 @@ def printable(target: ServerTarget, ctx: CaseContext) -> None:
 
 
 @case("1/calendar", ("BT-1-2",),
-      "They are compared as calendar values, field by field ..., so a time inside a "
-      "daylight-saving gap is a legal value [BT-1-2].",
+      "They are compared as calendar values, field by field (year, month, day, hour, minute, "
+      "second), so a time inside a daylight-saving gap is a legal value [BT-1-2]",
       ("UPLOAD_REPLY 4 for entries dated 29/02/2020, 29/03/2026 02:30:00 (a gap in much of "
        "Europe), 08/03/2026 02:30:00 (a gap in much of America), 31/12/9999 23:59:59",))
 def calendar(target: ServerTarget, ctx: CaseContext) -> None:

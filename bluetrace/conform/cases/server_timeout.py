@@ -27,6 +27,14 @@ from bluetrace.protocol.wire import ErrorCode
 
 case: Registry[ServerTarget] = Registry("server")
 CASES = case.cases
+# passages of protocol_spec.md that more than one case quotes
+TIMEOUT_ROW = ("time a logged-in connection may complete no frame | --idle-timeout (3,600 s "
+               "by default); 60 s (--stall-timeout) while an upload or part of a frame is "
+               "held for it; then ERROR TIMEOUT")
+LETS_CLIENT_CLOSE = ("After a reply whose next state is CLOSED, the server reads nothing "
+                     "more from the connection and lets the client close first: it closes "
+                     "the connection itself if the client has not done so within 2 seconds "
+                     "(see 3.5) [BT-4-5]")
 
 
 # -- section 3.5 and closing ------------------------------------------------------------
@@ -50,7 +58,8 @@ def logout(target: ServerTarget, ctx: CaseContext) -> None:
 
 @case("3.6/error-texts", ("BT-3.6-1",),
       "The text is a short sentence for people, never a parser's internals (field paths, "
-      "exception names, expected and parsed values) [BT-3.6-1].",
+      "exception names, expected and parsed values); a beacon refused for its version byte "
+      "is reported naming the version byte [BT-3.6-1]",
       ("every ERROR text provoked (a bad timestamp, a bad version, an unknown type, an "
        "oversized header, NOT_LOGGED_IN) is one line under 200 characters with no parser "
        "internals",),
@@ -126,8 +135,8 @@ def login_timeout(target: ServerTarget, ctx: CaseContext) -> None:
 
 
 @case("4/idle-timeout", ("BT-4-16", "BT-4-2", "BT-4-5"),
-      "time a logged-in connection may complete no frame | --idle-timeout (3,600 s by "
-      "default) ...; then ERROR TIMEOUT [BT-4-16]",
+      (TIMEOUT_ROW,
+       LETS_CLIENT_CLOSE),
       ("a logged-in connection that sends nothing: ERROR TIMEOUT after --idle-timeout (not "
        "more than 0.5 s early), then " + LINGERS,),
       budget=4.0)
@@ -140,8 +149,8 @@ def idle_timeout(target: ServerTarget, ctx: CaseContext) -> None:
 
 
 @case("4/stall-timeout", ("BT-4-16", "BT-4-2", "BT-4-5"),
-      "60 s (--stall-timeout) while an upload or part of a frame is held for it; then ERROR "
-      "TIMEOUT [BT-4-16]",
+      (TIMEOUT_ROW,
+       LETS_CLIENT_CLOSE),
       ("a logged-in connection that sends 3 bytes of a header and stops: ERROR TIMEOUT after "
        "--stall-timeout (not more than 0.5 s early), then " + LINGERS,),
       budget=4.0)
@@ -174,9 +183,10 @@ _BURST = 20
 
 
 @case("4/tempid-burst", ("BT-4-16", "BT-4-2"),
-      "TempIDs per user | a burst of 20, then --tempids-per-hour (120 by default); A server "
-      "applies each limit of this table as its row says, and answers RATE_LIMITED or BUSY "
-      "only once one of them is spent [BT-4-16].",
+      ("TempIDs per user | a burst of a minute's worth (at least 20), then "
+       "--tempids-per-hour (120 by default)",
+       "A server applies each limit of this table as its row says, and answers RATE_LIMITED "
+       "or BUSY only once one of them is spent [BT-4-16]"),
       ("for --burst-user (an account given no TempID within the hour): 20 TEMPID_REPLYs, then "
        "ERROR RATE_LIMITED to the 21st or 22nd request, the connection kept (an empty "
        "upload still gets UPLOAD_REPLY 0)",))

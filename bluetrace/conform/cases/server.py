@@ -11,18 +11,18 @@ so a server that closes with nothing unread sends FIN, and the ERROR reply
 that must come first is never lost to a reset.
 """
 
-from bluetrace.conform import (
-    server_block_cases,
-    server_frame_cases,
-    server_session_cases,
-    server_timeout_cases,
+from bluetrace.conform.cases import (
+    server_block,
+    server_frame,
+    server_session,
+    server_timeout,
 )
 from bluetrace.conform.model import Case
 from bluetrace.conform.server_target import ServerTarget
 
 CASES: list[Case[ServerTarget]] = [
-    *server_session_cases.CASES,
-    *server_frame_cases.CASES,
-    *server_timeout_cases.CASES,
-    *server_block_cases.CASES,
+    *server_session.CASES,
+    *server_frame.CASES,
+    *server_timeout.CASES,
+    *server_block.CASES,
 ]

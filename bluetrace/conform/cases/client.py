@@ -10,10 +10,18 @@ report says which was seen.
 """
 
 import socket
-from dataclasses import dataclass
 from datetime import timedelta
 
 from bluetrace.conform import frames
+from bluetrace.conform.client_target import (
+    BLOCKED,
+    BLOCKED_NOW,
+    INVALID_COMMAND,
+    INVALID_PASSWORD,
+    INVALID_USERNAME,
+    WELCOME,
+    ClientTarget,
+)
 from bluetrace.conform.model import (
     PARSER_INTERNALS,
     CaseContext,
@@ -24,7 +32,6 @@ from bluetrace.conform.model import (
 from bluetrace.conform.phone import STARTUP, PhoneSession
 from bluetrace.conform.tcp import Closed, Conn, describe
 from bluetrace.protocol.messages import (
-    LoginReply,
     LoginRequest,
     LogoutReply,
     TempIDReply,
@@ -38,47 +45,11 @@ from bluetrace.protocol.messages import (
 from bluetrace.protocol.timefmt import wall_now
 from bluetrace.protocol.wire import LoginStatus
 
-WELCOME = "Welcome to the BlueTrace Simulator!"
-INVALID_USERNAME = "Invalid Username. Please try again"
-INVALID_PASSWORD = "Invalid Password. Please try again"  # noqa: S105 - a message
-BLOCKED_NOW = "Invalid Password. Your account has been blocked. Please try again later"
-BLOCKED = "Your account is blocked due to multiple login failures. Please try again later"
-INVALID_COMMAND = "Error. Invalid command"
-
-
-@dataclass
-class ClientTarget:
-    command: str
-    user: str
-    password: str
-    max_wait: float = 10.0
-
-    def start(self, ctx: CaseContext, files: dict[str, bytes] | None = None) -> PhoneSession:
-        return PhoneSession(self.command, ctx, files)
-
-    def login(self, phone: PhoneSession, ctx: CaseContext,
-              status: LoginStatus = LoginStatus.OK) -> Conn:
-        """Type the username and password, check the LOGIN frame, answer ``status``."""
-        phone.expect("Username:", "the 'Username:' prompt", wait=STARTUP + ctx.timeout)
-        phone.type(self.user)
-        phone.expect("Password:", "the 'Password:' prompt")
-        phone.type(self.password)
-        conn = phone.accept()
-        request = conn.expect(ctx, "LOGIN")
-        if not isinstance(request, LoginRequest):
-            raise CaseFailed(f"the phone sent {describe(request)}, not LOGIN")
-        if (request.username, request.password) != (self.user, self.password):
-            raise CaseFailed(f"LOGIN carried {request.username!r} and a password other than "
-                             "the one typed" if request.username == self.user else
-                             f"LOGIN carried username {request.username!r}, not {self.user!r}")
-        conn.send(encode(LoginReply(status)))
-        if status is LoginStatus.OK:
-            phone.expect(WELCOME, repr(WELCOME))
-        return conn
-
-
 case: Registry[ClientTarget] = Registry("client", extra_budget=STARTUP)
 CASES = case.cases
+# passages of protocol_spec.md that more than one case quotes
+ONE_REQUEST = ("A client sends one request and waits for its reply before the next, except "
+               "for the UPLOAD chunks of one upload, which it sends back to back [BT-4-15]")
 
 
 def _phone_closes(phone: PhoneSession, conn: Conn, ctx: CaseContext, after: str) -> Closed:
@@ -105,7 +76,7 @@ def _contact_log(lines: list[str], end: str = "\r\n", final_newline: bool = Fals
 
 
 @case("3.2/login-ok", ("BT-1-1",),
-      "LOGIN: username (Text8), password (Text8); status 0 OK: the session is LOGGED_IN",
+      "0x01 | LOGIN | client | username (Text8), password (Text8)",
       (f"a LOGIN frame carrying exactly the typed username and password; after "
        f"LOGIN_REPLY OK the phone shows {WELCOME!r}",))
 def login_ok(target: ClientTarget, ctx: CaseContext) -> None:
@@ -223,7 +194,7 @@ def _download(target: ClientTarget, phone: PhoneSession, conn: Conn,
 
 
 @case("3.3/download", ("BT-4-15",),
-      "A client sends one request and waits for its reply before the next [BT-4-15].",
+      ONE_REQUEST,
       ("Download_tempID sends TEMPID_REQUEST (01 02 00000000); the phone then shows "
        "'TempID: <the TempID>'",))
 def download(target: ClientTarget, ctx: CaseContext) -> None:
@@ -286,9 +257,10 @@ _LOG_LINES = [
 
 
 @case("3.4/upload-entries", ("BT-3.4-1", "BT-5-1"),
-      "a phone sends its entries in log order, and a log of up to 1024 entries is one chunk "
-      "[BT-3.4-1]; readers accept LF or CRLF line ends and a last line with or without a "
-      "line end, and skip blank lines [BT-5-1]",
+      ("a phone sends its entries in log order, and a log of up to 1024 entries is one chunk "
+       "[BT-3.4-1]",
+       "readers accept LF or CRLF line ends and a last line with or without a line end, and "
+       "skip blank lines [BT-5-1]"),
       ("a contact log of 3 entries (CRLF, a blank line, no final line end) already in the "
        "phone's folder is uploaded as one final chunk holding the 3 entries in file order",))
 def upload_entries(target: ClientTarget, ctx: CaseContext) -> None:
@@ -305,8 +277,9 @@ def upload_entries(target: ClientTarget, ctx: CaseContext) -> None:
 
 
 @case("3.4/upload-chunks", ("BT-3.4-1", "BT-4-15"),
-      "Every chunk but the last has final = 0; the last has final = 1 [BT-3.4-1] ... except "
-      "for the UPLOAD chunks of one upload, which it sends back to back [BT-4-15]",
+      ("Every chunk but the last has final = 0; the last has final = 1; a phone sends its "
+       "entries in log order, and a log of up to 1024 entries is one chunk [BT-3.4-1]",
+       ONE_REQUEST),
       ("a 1025-entry contact log goes as two chunks sent back to back, before any reply: "
        "1024 entries with final = 0, then 1 entry with final = 1",))
 def upload_chunks(target: ClientTarget, ctx: CaseContext) -> None:
@@ -327,7 +300,7 @@ def upload_chunks(target: ClientTarget, ctx: CaseContext) -> None:
 
 
 @case("4/one-request-at-a-time", ("BT-4-15",),
-      "A client sends one request and waits for its reply before the next [BT-4-15].",
+      ONE_REQUEST,
       ("Download_tempID typed twice: the second TEMPID_REQUEST comes only after the first "
        "TEMPID_REPLY (0.5 s of silence before it)",))
 def one_request_at_a_time(target: ClientTarget, ctx: CaseContext) -> None:
@@ -382,8 +355,9 @@ def logout(target: ClientTarget, ctx: CaseContext) -> None:
 
 
 @case("3/bad-header", ("BT-3-1",),
-      "A receiver checks the header as soon as its 6 bytes have arrived: ... a length above "
-      "the limit, is an error before any of the body is read [BT-3-1].",
+      "A receiver checks the header as soon as its 6 bytes have arrived: an unknown version "
+      "or type, or a length above the limit, is an error before any of the body is read "
+      "[BT-3-1]",
       ("a TEMPID_REPLY header announcing 4 GB, with no body: the phone closes the connection "
        "within the timeout",))
 def bad_header(target: ClientTarget, ctx: CaseContext) -> None:
@@ -419,7 +393,7 @@ def beacon_version_text(target: ClientTarget, ctx: CaseContext) -> None:
 
 
 @case("notes/invalid-command", (),
-      "[client] > whatsthedate / Error. Invalid command (the specification's sample session)",
+      "[client] > whatsthedate / Error. Invalid command (the assignment's sample session)",
       (f"{INVALID_COMMAND!r}, and nothing sent to the server",))
 def invalid_command(target: ClientTarget, ctx: CaseContext) -> None:
     with target.start(ctx) as phone:

@@ -5,7 +5,7 @@ import re
 from datetime import timedelta
 
 from bluetrace.conform import frames
-from bluetrace.conform.files_cases import FilesTarget, check_blocks
+from bluetrace.conform.files_target import FilesTarget, check_blocks
 from bluetrace.conform.model import (
     CaseContext,
     CaseFailed,
@@ -103,7 +103,7 @@ def already_logged_in(target: ServerTarget, ctx: CaseContext) -> None:
 @case("3.8/register", ("BT-3.8-1",),
       "Registration is off unless the server was started with --allow-registration; then the "
       "server stores the password hashed (section 5), appends the line to credentials.txt "
-      "durably before it replies, and the session stays in AWAITING_LOGIN [BT-3.8-1].",
+      "durably before it replies, and the session stays in AWAITING_LOGIN [BT-3.8-1]",
       ("REGISTER of a fresh number: REGISTER_REPLY CLOSED (registration off), or REGISTERED "
        "and then a LOGIN with that number and password gives LOGIN_REPLY OK on the same "
        "connection; ERROR RATE_LIMITED is SKIPPED (the address's registrations are spent)",))
@@ -130,8 +130,8 @@ def register(target: ServerTarget, ctx: CaseContext) -> None:
 
 
 @case("3.3/tempid-window", ("BT-3.3-2", "BT-1-5"),
-      "valid from the moment of issue for the server's TempID lifetime [BT-3.3-2]; "
-      "expiry = start + 14 min 59 s (the lifetime less one second) [BT-1-5]",
+      ("valid from the moment of issue for the server's TempID lifetime [BT-3.3-2]",
+       "so expiry = start + 14 min 59 s (the lifetime less one second) [BT-1-5]"),
       ("TEMPID_REPLY whose start is the kit's local time (within 2 s, same machine) and whose "
        "expiry is start + lifetime - 1 s (--tempid-lifetime, default 900)",))
 def tempid_window(target: ServerTarget, ctx: CaseContext) -> None:
@@ -202,8 +202,8 @@ def upload_empty(target: ServerTarget, ctx: CaseContext) -> None:
 
 
 @case("3.4/upload-chunks", ("BT-3.4-3", "BT-4-2"),
-      "The server answers the final chunk (and only it) with UPLOAD_REPLY ... the total "
-      "number of entries received across all chunks [BT-3.4-3].",
+      "The server answers the final chunk (and only it) with UPLOAD_REPLY, whose body is the "
+      "total number of entries received across all chunks (u32) [BT-3.4-3]",
       ("nothing after the final = 0 chunk (0.3 s of silence), UPLOAD_REPLY 5 after the final",))
 def upload_chunks(target: ServerTarget, ctx: CaseContext) -> None:
     with target.logged_in(ctx) as conn:
@@ -231,9 +231,10 @@ def _whole_block_lines(target: ServerTarget) -> list[str]:
 
 
 @case("3.4/check-durable", ("BT-3.4-4", "BT-4-13", "BT-5-3", "BT-5-6"),
-      "the upload's checking record (contact_checks.txt, section 5) is durable before "
-      "UPLOAD_REPLY is sent [BT-3.4-4]; the server maps each entry's TempID ... using every "
-      "TempID it has ever issued, whatever the entry's dates [BT-4-13]",
+      ("the upload's checking record (contact_checks.txt, section 5) is durable before "
+       "UPLOAD_REPLY is sent [BT-3.4-4]",
+       "The server maps each entry's TempID to the phone number it was issued to, using "
+       "every TempID it has ever issued, whatever the entry's dates [BT-4-13]"),
       ("when UPLOAD_REPLY arrives, contact_checks.txt holds, inside a whole begin/commit "
        "block, one line per entry: the issued TempID (uploaded with 2020 dates) mapped to the "
        "user, the other 'unknown'",))
@@ -261,8 +262,10 @@ def check_durable(target: ServerTarget, ctx: CaseContext) -> None:
 
 
 @case("4/upload-interrupted", ("BT-4-2", "BT-4-12"),
-      "UPLOADING | LOGIN, TEMPID_REQUEST or LOGOUT | ERROR UNEXPECTED (upload discarded) | "
-      "LOGGED_IN",
+      ("UPLOADING | LOGIN, TEMPID_REQUEST, LOGOUT or REGISTER | ERROR UNEXPECTED (upload "
+       "discarded) | LOGGED_IN",
+       "an upload cut off before its final chunk (disconnect, error) is discarded and "
+       "nothing of it is recorded [BT-4-12]"),
       ("ERROR UNEXPECTED, still logged in (TEMPID_REQUEST works), a new upload counts only "
        "its own entries; with --data-dir, the discarded entry is never recorded",))
 def upload_interrupted(target: ServerTarget, ctx: CaseContext) -> None:
