@@ -6,12 +6,9 @@ files. Everything here is bounded: every wait has a deadline, every process
 is ended on the way out, and only 127.0.0.1 with OS-chosen ports is used.
 """
 
-import contextlib
 import os
 import re
-import resource
 import select
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +20,10 @@ from typing import IO
 import bluetrace
 from bluetrace.protocol.framing import FrameDecoder
 from bluetrace.protocol.messages import Message, encode
+
+# re-exported: the benchmarks import raise_descriptor_limit from here
+from bluetrace.runtime.cli import raise_descriptor_limit as raise_descriptor_limit  # noqa: PLC0414
+from bluetrace.runtime.processes import stop_process
 
 WAIT = 10.0
 """Default deadline, in seconds, for one wait on a process or a socket."""
@@ -118,8 +119,7 @@ class ServerProcess:
         try:
             match = self.stderr.wait_for(_LISTENING, timeout=timeout, step=0.002)
         except AssertionError:
-            self.proc.kill()
-            self.proc.wait(WAIT)
+            stop_process(self.proc, group=False, grace=WAIT)
             raise
         self.ready_seconds = time.monotonic() - began
         self.port = int(match.group(1))
@@ -136,18 +136,16 @@ class ServerProcess:
 
     def stop(self) -> int:
         """SIGTERM, then SIGKILL if it does not end in time; its exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(WAIT)
+            status = stop_process(self.proc, group=False, grace=WAIT)
         finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait(WAIT)
             self.stdout.drain()
             self.stderr.drain()
             for client in self.clients:
                 client.close()
+        if status is None:
+            raise subprocess.TimeoutExpired(self.proc.args, 2 * WAIT)
+        return status
 
 
 class FrameClient:
@@ -224,14 +222,7 @@ class Children:
         for server in self.servers:
             server.stop()
         for child in self.procs:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in self.procs:
-            try:
-                child.wait(WAIT)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait(WAIT)
+            stop_process(child, group=False, grace=WAIT)
             for pipe in (child.stdin, child.stdout, child.stderr):
                 if pipe is not None:
                     pipe.close()
@@ -241,13 +232,7 @@ class Children:
 
 def stop(child: "subprocess.Popen[bytes]") -> None:
     """SIGTERM one helper, SIGKILL if it lingers."""
-    if child.poll() is None:
-        child.send_signal(signal.SIGTERM)
-    try:
-        child.wait(WAIT)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait(WAIT)
+    stop_process(child, group=False, grace=WAIT)
 
 
 def read_until(child: "subprocess.Popen[bytes]", marker: bytes, timeout: float = WAIT) -> bytes:
@@ -303,12 +288,3 @@ def rss_mib(pid: int) -> float:
 def open_fds(pid: int) -> int:
     """How many descriptors a live process holds (Linux /proc)."""
     return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def raise_descriptor_limit() -> None:
-    """Soft limit up to the hard one: the helpers hold thousands of sockets.
-    (The bench's own copy: it measures the programs, it does not borrow them.)"""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO
 
 from bluetrace.conform.model import CaseSetupError, bounded_wait
+from bluetrace.runtime.processes import stop_process
 
 MARKER = "BLUETRACE_CONFORM_RUN"
 """The environment variable that marks a program's family."""
@@ -149,20 +150,12 @@ atexit.register(end_all)
 
 
 def end_gracefully(process: "subprocess.Popen[bytes]", family: Family, grace: float) -> None:
-    """SIGTERM to the program's group; SIGKILL after ``grace`` seconds; then
-    whatever is left of its family."""
+    """SIGTERM to the program's group, SIGKILL after ``grace`` seconds
+    (stop_process); then whatever is left of its family, even outside the group."""
     family.scan()  # learn the descendants while the root still links them
-    if process.poll() is None:
-        with contextlib.suppress(OSError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(OSError):
-                os.killpg(process.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(grace)
+    stop_process(process, grace=grace)
     family.end()
+
 
 _LISTENING = re.compile(r"listening on ([0-9.]+|[^\s:]*):(\d+)")
 

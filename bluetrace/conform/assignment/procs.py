@@ -30,6 +30,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bluetrace.runtime.processes import stop_process
+
 MARKER = "BLUETRACE_GRADER_RUN"
 """Environment variable every started program carries: the run's token."""
 
@@ -249,25 +251,9 @@ def descendants(root: int) -> list[int]:
 
 
 def end_group(process: "subprocess.Popen[bytes]", grace: float = 1.0) -> None:
-    """SIGTERM to the program's process group and every descendant, then
-    SIGKILL to what is left after ``grace`` seconds."""
-    pids = descendants(process.pid)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(OSError):
-            os.killpg(process.pid, sig)
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                os.kill(pid, sig)
-        try:
-            process.wait(grace)
-            if sig is signal.SIGTERM:
-                pids = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
-                if len(pids) <= 1:
-                    break
-        except subprocess.TimeoutExpired:
-            continue
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(grace)
+    """SIGTERM to the program's process group and every descendant (those that
+    left the group too), then SIGKILL to what is left after ``grace`` seconds."""
+    stop_process(process, grace=grace, also=descendants(process.pid))
 
 
 def sweep(token: str) -> list[int]:
