@@ -72,7 +72,7 @@ sim-bench: install
 	$(BIN)/python -m bluetrace.sim.bench --json .bluetrace/bench/sim.json
 
 investigate: install
-	$(BIN)/python -m bluetrace.sim.investigate
+	$(BIN)/python -m bluetrace.sim.studies.investigate
 
 conform: install
 	@mkdir -p .bluetrace

@@ -142,3 +142,37 @@ def test_a_planted_socket_import_is_caught(tmp_path: Path) -> None:
         "bluetrace.protocol.x",
         "socket",
     ]
+
+
+SIM_STUDIES = "bluetrace.sim.studies"
+"""Studies built on the simulator; its core (the rest of ``bluetrace.sim``) never imports them."""
+
+
+def core_imports_of_studies(modules: dict[str, Path]) -> list[str]:
+    """``core module imports study module`` for every such import in the simulator."""
+    return sorted(
+        f"{name} imports {target}"
+        for name, path in modules.items()
+        if name.startswith("bluetrace.sim")
+        and not (name == SIM_STUDIES or name.startswith(SIM_STUDIES + "."))
+        for target in imports_of(path, name)
+        if target == SIM_STUDIES or target.startswith(SIM_STUDIES + ".")
+    )
+
+
+def test_the_simulator_core_never_imports_its_studies() -> None:
+    modules = all_modules()
+    assert any(m.startswith(SIM_STUDIES + ".") for m in modules)  # the check has a subject
+    assert core_imports_of_studies(modules) == []
+
+
+def test_a_planted_study_import_in_the_core_is_caught(tmp_path: Path) -> None:
+    # The checker itself, seen to fail: a core module that imports a study lazily.
+    core = tmp_path / "core.py"
+    core.write_text("def f() -> None:\n    from bluetrace.sim.studies import tracking\n")
+    fake = {"bluetrace.sim.core": core, "bluetrace.sim.studies.x": tmp_path / "x.py"}
+    fake["bluetrace.sim.studies.x"].write_text("from bluetrace.sim import world\n")
+    assert core_imports_of_studies(fake) == [
+        "bluetrace.sim.core imports bluetrace.sim.studies",
+        "bluetrace.sim.core imports bluetrace.sim.studies.tracking",
+    ]

@@ -2,7 +2,7 @@
 
 import math
 
-from bluetrace.sim import attacks
+from bluetrace.sim.studies import attacks
 
 
 def test_replay_acceptance_follows_one_minus_d_over_900() -> None:

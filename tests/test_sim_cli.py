@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bluetrace.sim import runner
+from bluetrace.sim import runs
 from bluetrace.sim.cli import main
 
 
@@ -116,8 +116,8 @@ def test_missing_exact_engine_is_reported(
     assert code == 2
     assert "exact engine" in err
     assert err.count("\n") == 1
-    with pytest.raises(runner.EngineUnavailableError, match="exact engine"):
-        runner.get_engine("exact")
+    with pytest.raises(runs.EngineUnavailableError, match="exact engine"):
+        runs.get_engine("exact")
 
 
 def test_scenarios_version_and_module_entry(capsys: pytest.CaptureFixture[str]) -> None:
@@ -169,7 +169,7 @@ def test_a_headline_nobody_can_meet_says_why() -> None:
     from bluetrace.sim.scenario import apply_overrides, load_scenario  # noqa: PLC0415
 
     city = apply_overrides(load_scenario("city"), ["primary_rule=cdc"])
-    _, combined = runner.run_seeds(city, [1], "fast")
+    _, combined = runs.run_seeds(city, [1], "fast")
     recall, precision = headline(city, combined)[:2]
     assert recall["value"].startswith("n/a: no pair met the cdc rule's distance and time")
     assert "rules with true contacts here: passing" in recall["value"]

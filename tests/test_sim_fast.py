@@ -14,11 +14,12 @@ import pytest
 
 from bluetrace.sim.channel import draw_links
 from bluetrace.sim.fast import run_fast, tempid_counts
-from bluetrace.sim.metrics import combine, ratio_estimate, seed_metrics, wilson
+from bluetrace.sim.metrics import combine, seed_metrics
 from bluetrace.sim.radio import normal_cdf
 from bluetrace.sim.result import DETECTION_DTYPE, EngineResult
-from bluetrace.sim.runner import run_seeds
+from bluetrace.sim.runs import run_seeds
 from bluetrace.sim.scenario import PlaceSpec, Scenario, apply_overrides, load_scenario
+from bluetrace.sim.stats import ratio_estimate, wilson
 from bluetrace.sim.world import World
 
 

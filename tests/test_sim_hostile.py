@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bluetrace.sim import sweep
+from bluetrace.sim import runs
 from bluetrace.sim.cli import main
 from bluetrace.sim.scenario import ScenarioError, load_scenario
 
@@ -43,11 +43,12 @@ def test_a_sweep_file_cannot_name_any_function_as_its_task(
 
 
 def test_the_simulators_own_tasks_are_allowed_by_short_or_full_name() -> None:
-    for task in ("v1", "tracking", "bluetrace.sim.exposure:v1_task"):
-        spec = sweep.spec_from_dict({"task": task, "grid": {"x": [1]}})
-        assert spec.task in sweep.ALLOWED_TASKS.values()
-    with pytest.raises(sweep.SweepError, match="not one of"):
-        sweep.spec_from_dict({"task": "os:system", "grid": {"x": [1]}})
+    for task in ("v1", "tracking", "bluetrace.sim.studies.exposure:v1_task",
+                 "bluetrace.sim.exposure:v1_task"):  # the name before the studies moved
+        spec = runs.spec_from_dict({"task": task, "grid": {"x": [1]}})
+        assert spec.task in runs.ALLOWED_TASKS.values()
+    with pytest.raises(runs.SweepError, match="not one of"):
+        runs.spec_from_dict({"task": "os:system", "grid": {"x": [1]}})
 
 
 def _scenario_file(path: Path, name: str) -> Path:
@@ -137,10 +138,10 @@ def test_too_many_seeds_or_sweep_points_are_refused(
     assert "--seeds" in err
     assert "at most" in err
     grid = {f"k{i}": list(range(10)) for i in range(10)}
-    with pytest.raises(sweep.SweepError, match="10,000,000,000 runs"):
-        sweep.spec_from_dict({"task": "v1", "grid": grid})
+    with pytest.raises(runs.SweepError, match="10,000,000,000 runs"):
+        runs.spec_from_dict({"task": "v1", "grid": grid})
 
 
 def test_a_scenario_sweep_point_too_big_to_fit_is_refused_up_front() -> None:
-    with pytest.raises(sweep.SweepError, match="too big to run here"):
-        sweep.spec_from_dict({"scenario": "town", "grid": {"days": [1, 4000]}})
+    with pytest.raises(runs.SweepError, match="too big to run here"):
+        runs.spec_from_dict({"scenario": "town", "grid": {"days": [1, 4000]}})

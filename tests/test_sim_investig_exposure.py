@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bluetrace.sim import exposure
-from bluetrace.sim.exposure import (
+from bluetrace.sim import histograms
+from bluetrace.sim.histograms import (
     ALL_EDGES,
     BELOW_68_10,
     BELOW_70_15,
@@ -22,7 +22,6 @@ from bluetrace.sim.exposure import (
     ITALIAN,
     SWISS,
     AttenuationHistogram,
-    auc,
     histogram_from_readings,
     notifies,
     rates,
@@ -31,6 +30,8 @@ from bluetrace.sim.exposure import (
 )
 from bluetrace.sim.radio import PRESETS
 from bluetrace.sim.rules import ExposureRule
+from bluetrace.sim.stats import auc, roc_points
+from bluetrace.sim.studies import exposure
 
 
 def hist(*minutes: float) -> AttenuationHistogram:
@@ -133,7 +134,7 @@ def test_histogram_from_readings_by_hand() -> None:
 
 @given(
     st.lists(st.tuples(st.floats(0, 100), st.floats(30, 90)), min_size=1, max_size=30),
-    st.sampled_from(exposure.RULES),
+    st.sampled_from(histograms.RULES),
 )
 def test_histogram_path_agrees_with_per_reading_weights(
     readings: list[tuple[float, float]], rule: ExposureRule
@@ -183,7 +184,7 @@ def test_auc_is_the_pairwise_count(items: list[tuple[int, bool]]) -> None:
 
 
 def test_roc_curve_runs_corner_to_corner() -> None:
-    fpr, tpr = exposure.roc_curve([1, 2, 3, 4], [False, True, False, True])
+    fpr, tpr = roc_points([1, 2, 3, 4], [False, True, False, True])
     assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
     assert np.all(np.diff(fpr) >= 0)
     assert np.all(np.diff(tpr) >= 0)

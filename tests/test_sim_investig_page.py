@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bluetrace.sim import investigate
-from bluetrace.sim.investigate import REGISTRY, Finding, Investigation, Options
+from bluetrace.sim.studies import investigate
+from bluetrace.sim.studies.investigate import REGISTRY, Finding, Investigation, Options
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

@@ -1,24 +1,26 @@
 """Sweeps: the spec format, merging runs into one table, local processes and a Dask cluster."""
 
-import argparse
 import csv
 import json
 import math
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from bluetrace.sim import sweep
-from bluetrace.sim.sweep import SweepError, SweepSpec, mean_ci, run_sweep, spec_from_dict
+from bluetrace.sim import cli, runs
+from bluetrace.sim.runs import SweepError, SweepSpec, run_sweep, spec_from_dict
+from bluetrace.sim.stats import mean_ci
 
 THIS = "tests.test_sim_investig_sweep"
 
 
 def line_task(params: dict[str, object], seed: int) -> dict[str, float]:
     """y = a x + seed: the mean over seeds 0..k-1 is a x + (k-1)/2, worked out by hand."""
-    a = sweep.param_float(params, "a", 1.0)
-    x = sweep.param_float(params, "x", 0.0)
+    a = runs.param_float(params, "a", 1.0)
+    x = runs.param_float(params, "x", 0.0)
     return {"y": a * x + seed, "x_seen": x}
 
 
@@ -37,7 +39,7 @@ def wordy_task(params: dict[str, object], seed: int) -> dict[str, object]:
 def _allow_this_files_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Sweep files name allowed tasks only; these tests bring their own (code may)."""
     for name in ("line_task", "failing_task", "wordy_task"):
-        monkeypatch.setitem(sweep.ALLOWED_TASKS, name, f"{THIS}:{name}")
+        monkeypatch.setitem(runs.ALLOWED_TASKS, name, f"{THIS}:{name}")
 
 
 def spec(**extra: object) -> SweepSpec:
@@ -89,7 +91,7 @@ def test_bad_specs_are_one_clear_error(raw: dict[str, object], message: str) -> 
 
 def test_scenario_specs_run_the_simulator() -> None:
     s = spec_from_dict({"scenario": "office", "grid": {"uptake": [0.2, 0.6]}, "seeds": [4, 5]})
-    assert s.task == sweep.SIMULATOR_TASK
+    assert s.task == runs.SIMULATOR_TASK
     assert s.fixed == {"scenario": "office", "engine": "fast"}
     assert s.seeds == (4, 5)
 
@@ -99,7 +101,7 @@ def test_scenario_sweeps_check_every_override_up_front() -> None:
         spec_from_dict({"scenario": "office", "grid": {"no_such_knob": [1, 2]}})
     with pytest.raises(SweepError, match="scenario sweep"):
         spec_from_dict({"scenario": "no-such-scenario", "grid": {"uptake": [1.0]}})
-    assert sweep.simulator_overrides(
+    assert runs.simulator_overrides(
         {"scenario": "office", "engine": "fast", "uptake": 0.5, "radio.s_pair": 6, "x": "a b"}
     ) == ["uptake=0.5", "radio.s_pair=6", 'x="a b"']
 
@@ -117,7 +119,7 @@ def test_a_scenario_sweep_runs_the_simulator() -> None:
 
 
 def test_simulator_metrics_flatten_by_hand() -> None:
-    flat = sweep.flatten_seed_metrics(
+    flat = runs.flatten_seed_metrics(
         {
             "detection": {"log": {"bluetrace": {"tp": 3, "true": 4, "named": 6}},
                           "swiss": {"cdc": {"tp": 0, "true": 0, "named": 0}}},
@@ -137,7 +139,7 @@ def test_simulator_metrics_flatten_by_hand() -> None:
     assert flat["continuity"] == 0.75
     assert (flat["beacons.sent"], flat["beacons.lost"], flat["tempids_issued"]) == (10, 2, 5)
     with pytest.raises(SweepError, match="nothing a sweep can use"):
-        sweep.flatten_seed_metrics({})
+        runs.flatten_seed_metrics({})
 
 
 def test_toml_file_round_trip(tmp_path: Path) -> None:
@@ -147,14 +149,14 @@ def test_toml_file_round_trip(tmp_path: Path) -> None:
         '[fixed]\na = 3\n[grid]\nx = [0.5, 1.5]\n"radio.n" = [2]\n',
         encoding="utf-8",
     )
-    s = sweep.load_spec(path)
+    s = runs.load_spec(path)
     assert s.grid == {"x": [0.5, 1.5], "radio.n": [2]}
     assert s.fixed == {"a": 3}
     path.write_text("task = \n", encoding="utf-8")
     with pytest.raises(SweepError, match="not valid TOML"):
-        sweep.load_spec(path)
+        runs.load_spec(path)
     with pytest.raises(SweepError, match="cannot read"):
-        sweep.load_spec(tmp_path / "missing.toml")
+        runs.load_spec(tmp_path / "missing.toml")
 
 
 @pytest.mark.parametrize(
@@ -164,15 +166,15 @@ def test_toml_file_round_trip(tmp_path: Path) -> None:
 )
 def test_registering_a_task_checks_that_it_exists(target: str, message: str) -> None:
     with pytest.raises(SweepError, match=message):
-        sweep.register_task("mine", target)
-    assert "mine" not in sweep.ALLOWED_TASKS
+        runs.register_task("mine", target)
+    assert "mine" not in runs.ALLOWED_TASKS
 
 
 def test_the_shipped_sweeps_parse() -> None:
-    shipped = sorted(Path(sweep.__file__).parent.joinpath("sweeps").glob("*.toml"))
+    shipped = sorted(Path(runs.__file__).parent.joinpath("sweeps").glob("*.toml"))
     assert len(shipped) >= 2
     for path in shipped:
-        s = sweep.load_spec(path)
+        s = runs.load_spec(path)
         assert s.points()
 
 
@@ -243,13 +245,13 @@ def test_non_numeric_results_are_refused() -> None:
 
 def test_outputs_hold_every_run(tmp_path: Path) -> None:
     table = run_sweep(spec(metrics=["y"]), workers=1)
-    written = sweep.write_outputs(table, tmp_path, formats=("png",))
+    written = runs.write_outputs(table, tmp_path, formats=("png",))
     names = {p.name for p in written}
     assert names == {"runs.csv", "summary.csv", "sweep.json", "y_vs_x.png"}
     with (tmp_path / "runs.csv").open(encoding="utf-8") as fh:
-        runs = list(csv.DictReader(fh))
-    assert len(runs) == 18
-    assert float(runs[-1]["y"]) == 2.0 * 3 + 2
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 18
+    assert float(rows[-1]["y"]) == 2.0 * 3 + 2
     doc = json.loads((tmp_path / "sweep.json").read_text(encoding="utf-8"))
     assert len(doc["runs"]) == 18
     assert doc["spec"]["task"] == f"{THIS}:line_task"
@@ -259,7 +261,7 @@ def test_outputs_hold_every_run(tmp_path: Path) -> None:
 def test_a_missing_metric_is_named() -> None:
     table = run_sweep(spec(metrics=["z"]), workers=1)
     with pytest.raises(SweepError, match="metric 'z'"):
-        sweep.plot_metrics(table, Path("unused"), formats=())
+        runs.plot_metrics(table, Path("unused"), formats=())
 
 
 # -- the command -----------------------------------------------------------------------
@@ -269,42 +271,40 @@ def test_main_runs_a_sweep_file(tmp_path: Path, capsys: pytest.CaptureFixture[st
     path = tmp_path / "SWEEP.toml"
     path.write_text(f'task = "{THIS}:line_task"\nseeds = 2\n[grid]\nx = [1, 2]\n', encoding="utf-8")
     out = tmp_path / "out"
-    assert sweep.main([str(path), "--workers", "1", "--out", str(out)]) == 0
+    assert cli.main(["sweep", str(path), "--workers", "1", "--out", str(out)]) == 0
     assert "4 runs merged" in capsys.readouterr().out
     assert (out / "summary.csv").exists()
     assert (out / "y_vs_x.svg").exists()
 
 
-def test_the_subcommand_wires_into_another_parser(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The recipe for bluetrace-sim: add_arguments on a subparser, run_args on the result."""
+def test_the_older_module_invocation_still_runs_a_sweep(tmp_path: Path) -> None:
+    """``python -m bluetrace.sim.sweep`` (written in sweep files and notes) is
+    ``bluetrace-sim sweep``."""
     path = tmp_path / "SWEEP.toml"
-    path.write_text(f'task = "{THIS}:line_task"\n[grid]\nx = [1]\n', encoding="utf-8")
-    parser = argparse.ArgumentParser(prog="bluetrace-sim")
-    sub = parser.add_subparsers(dest="command")
-    sweep.add_arguments(sub.add_parser("sweep"))
-    args = parser.parse_args(["sweep", str(path), "--workers", "1", "--out", str(tmp_path)])
-    assert args.command == "sweep"
-    assert sweep.run_args(args) == 0
-    assert "1 run merged" in capsys.readouterr().out
-    assert (tmp_path / "runs.csv").exists()
+    path.write_text('scenario = "spec"\nseeds = 1\n[grid]\nuptake = [1.0]\n',
+                    encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "bluetrace.sim.sweep", str(path), "--workers", "1",
+         "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 run merged" in done.stdout
+    assert (tmp_path / "out" / "runs.csv").exists()
 
 
 def test_main_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert sweep.main([str(tmp_path / "nope.toml")]) == 2
+    assert cli.main(["sweep", str(tmp_path / "nope.toml")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith("bluetrace-sim sweep: error: cannot read")
-    with pytest.raises(SystemExit) as exc:
-        sweep.main([str(tmp_path / "nope.toml"), "--workers", "0"])
-    assert exc.value.code == 2
+    assert cli.main(["sweep", str(tmp_path / "nope.toml"), "--workers", "0"]) == 2
     assert "must be at least 1" in capsys.readouterr().err
     failing = tmp_path / "failing.toml"
     failing.write_text(
         f'task = "{THIS}:failing_task"\nseeds = 2\n[grid]\nx = [1, 2]\n', encoding="utf-8"
     )
-    assert sweep.main([str(failing), "--workers", "1", "--out", str(tmp_path / "o")]) == 1
+    assert cli.main(["sweep", str(failing), "--workers", "1", "--out", str(tmp_path / "o")]) == 1
     lines = capsys.readouterr().err.splitlines()  # progress lines, then one error line
     assert all(line.startswith("sweep: ") for line in lines[:-1])
     assert lines[-1] == ("bluetrace-sim sweep: error: run (x=2; seed 1) failed: RuntimeError: boom")

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bluetrace.sim import tracking
 from bluetrace.sim.radio import RadioModel
-from bluetrace.sim.tracking import NEVER, Sightings, TrackingSetup, link, link_metrics
+from bluetrace.sim.studies import tracking
+from bluetrace.sim.studies.tracking import NEVER, Sightings, TrackingSetup, link, link_metrics
 
 I = np.int64  # noqa: E741 (a dtype, short for readability in the hand-made tables)
 

@@ -298,7 +298,7 @@ def test_the_per_direction_estimate_recovers_detectability_per_profile_pair() ->
                   profile_settings={"twin": {"like": "assignment"}},
                   beacon_interval=30.0, pair_detectable=0.6,
                   radio={"threshold": 500.0}, primary_rule="covidsafe")
-    from bluetrace.sim.runner import run_seeds  # noqa: PLC0415
+    from bluetrace.sim.runs import run_seeds  # noqa: PLC0415
 
     _, combined = run_seeds(sc, [1, 2, 3], "fast")
     split = combined["by_profile_pair"]

@@ -18,7 +18,7 @@ import pytest
 
 from bluetrace.sim import replay
 from bluetrace.sim.cli import main
-from bluetrace.sim.exposure import ALL_EDGES, AttenuationHistogram
+from bluetrace.sim.histograms import ALL_EDGES, AttenuationHistogram
 from bluetrace.sim.replay import PairData, evaluate, load_pairs
 
 HEADER = "pair,distance_m,attenuation_db,minutes\n"

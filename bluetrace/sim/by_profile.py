@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bluetrace.sim.arrays import member, uniq, uniq_inverse
+from bluetrace.sim.stats import mean_estimate, ratio_estimate
 from bluetrace.sim.world import World
 
 IntArray = npt.NDArray[np.int64]
@@ -221,8 +222,6 @@ def seed_by_pair(
 
 def continuity_estimate(lists: list[list[float]]) -> dict[str, Any]:
     """As the headline continuity: over seeds with three or more, else over pairs."""
-    from bluetrace.sim.metrics import mean_estimate  # noqa: PLC0415 (metrics imports us)
-
     means = np.array([np.mean(v) if v else np.nan for v in lists])
     if len(lists) >= 3:
         return mean_estimate(means).as_dict()
@@ -237,8 +236,6 @@ def continuity_estimate(lists: list[list[float]]) -> dict[str, Any]:
 def combine_by_pair(per_seed: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
     """Estimates with 95 % intervals per profile-pair label, from every seed's
     ``seed_by_pair`` (the same interval methods as the headline numbers)."""
-    from bluetrace.sim.metrics import ratio_estimate  # noqa: PLC0415 (metrics imports us)
-
     labels = sorted({lab for seed in per_seed for lab in seed})
     out: dict[str, dict[str, Any]] = {}
     empty: dict[str, Any] = {"pair_days": dict.fromkeys(KINDS, 0), "recall": {"tp": 0, "true": 0},

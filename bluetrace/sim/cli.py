@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -102,14 +103,22 @@ def build_parser() -> argparse.ArgumentParser:
                      help="refuse a run whose estimated peak memory is above GIB GiB "
                      "(default: 3/4 of this machine's memory); at most 10,000 seeds")
     sub.add_parser("scenarios", help="list the built-in scenarios")
-    from bluetrace.sim import sweep as sweep_command  # noqa: PLC0415 (light until drawing)
-
     sweep = sub.add_parser(
         "sweep",
         help="run a grid of parameters x seeds from a SWEEP.toml (local processes, or a "
         "Dask cluster with --scheduler)",
+        description="Run a grid of parameters x seeds and merge the results "
+        "(runs.csv, summary.csv, sweep.json, figures).",
     )
-    sweep_command.add_arguments(sweep)
+    sweep.add_argument("spec", type=Path, help="SWEEP.toml: task or scenario, grid, seeds")
+    sweep.add_argument("--scheduler", metavar="ADDRESS", type=_scheduler,
+                       help="run on a Dask cluster, e.g. tcp://HOST:8786")
+    sweep.add_argument("--workers", type=_positive_int, metavar="N",
+                       help="local worker processes (default: one per CPU; ignored with "
+                       "--scheduler)")
+    sweep.add_argument("--out", type=Path, default=Path("sweep-out"), metavar="DIR",
+                       help="where runs.csv, summary.csv, sweep.json and figures go "
+                       "(default: sweep-out)")
     rules = sub.add_parser(
         "rules",
         help="apply the published exposure rules (Swiss, German, Italian, ...) to measured "
@@ -136,6 +145,27 @@ def _distance(text: str) -> float:
     return value
 
 
+def _scheduler(text: str) -> str:
+    """A --scheduler address: [tcp://|tls://]HOST:PORT."""
+    from bluetrace.sim.runs import SweepError, check_scheduler_address  # noqa: PLC0415
+
+    try:
+        return check_scheduler_address(text)
+    except SweepError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_int(text: str) -> int:
+    """A --workers count: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _gib(text: str) -> float:
     """A --max-memory value: a positive number of GiB, as bytes."""
     try:
@@ -158,7 +188,7 @@ def _scenarios() -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from bluetrace.sim.progress import progress_bars  # noqa: PLC0415
-    from bluetrace.sim.runner import parse_sweep, run_seeds, run_sweep  # noqa: PLC0415
+    from bluetrace.sim.runs import parse_sweep, run_seeds, run_values  # noqa: PLC0415
     from bluetrace.sim.scenario import apply_overrides, load_scenario  # noqa: PLC0415
     from bluetrace.sim.size import estimate_run  # noqa: PLC0415
     from bluetrace.sim.text import file_safe  # noqa: PLC0415
@@ -188,8 +218,8 @@ def _run(args: argparse.Namespace) -> int:
     enabled = {"auto": None, "on": True, "off": False}[args.progress]
     with progress_bars(enabled) as bars:
         runs, combined = run_seeds(scenario, seeds, args.engine, bars)
-        sweep = run_sweep(scenario, sweep_spec[0], sweep_spec[1], seeds=seeds,
-                              engine=args.engine, progress_for=bars) \
+        sweep = run_values(scenario, sweep_spec[0], sweep_spec[1], seeds=seeds,
+                           engine=args.engine, progress_for=bars) \
             if sweep_spec else []
     from bluetrace.sim.report import headline, write_all  # noqa: PLC0415 (matplotlib is slow)
 
@@ -200,6 +230,43 @@ def _run(args: argparse.Namespace) -> int:
         ci = f"  [{row['ci']}]" if row["ci"] else ""
         print(f"  {row['label']}: {row['value']}{ci}")
     print(f"report: {report}")
+    return 0
+
+
+def _sweep_progress(done: float, total: float) -> None:
+    """Runs done, on stderr: one updating line on a terminal, else every tenth."""
+    if sys.stderr.isatty():
+        end = "\n" if done == total else ""
+        print(f"\rsweep: {done:.0f}/{total:.0f} runs", end=end, file=sys.stderr, flush=True)
+    elif done == total or done % max(1, total // 10) == 0:
+        print(f"sweep: {done:.0f}/{total:.0f} runs", file=sys.stderr, flush=True)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    """Run a SWEEP.toml; every failure is one line and an exit status: 2 for a bad
+    SWEEP.toml, 1 for a run that failed or a cluster out of reach."""
+    from bluetrace.sim.runs import SweepError, load_spec, run_sweep, write_outputs  # noqa: PLC0415
+
+    prog = f"{PROG} sweep"
+    try:
+        spec = load_spec(args.spec)
+    except SweepError as exc:  # bad input
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        table = run_sweep(
+            spec, scheduler=args.scheduler, workers=args.workers, progress=_sweep_progress
+        )
+        written = write_outputs(table, args.out)
+    except SweepError as exc:  # a run failed, or the cluster is out of reach
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"{prog}: error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    runs = len(table.rows)
+    plural = "run" if runs == 1 else "runs"
+    print(f"{runs} {plural} merged; results in {args.out}{os.sep} ({len(written)} files)")
     return 0
 
 
@@ -218,16 +285,13 @@ def _rules(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``bluetrace-sim``; returns the exit status."""
     try:
-        # inside the try: building the parser imports the sweep module (numpy)
         args = build_parser().parse_args(argv)
         if args.command == "scenarios":
             return _scenarios()
         if args.command == "run":
             return _run(args)
         if args.command == "sweep":
-            from bluetrace.sim import sweep as sweep_command  # noqa: PLC0415
-
-            return sweep_command.run_args(args, prog=f"{PROG} sweep")
+            return _sweep(args)
         if args.command == "rules":
             return _rules(args)
         raise UsageError("a command is needed: run, scenarios, sweep or rules")

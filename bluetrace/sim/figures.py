@@ -20,7 +20,7 @@ import numpy.typing as npt
 from bluetrace.sim.arrays import uniq
 from bluetrace.sim.metrics import WINDOW
 from bluetrace.sim.rules import EXPOSURE_RULES
-from bluetrace.sim.runner import SeedRun
+from bluetrace.sim.runs import SeedRun
 
 # Fixed ids in SVG files, so that the same run writes the same bytes.
 matplotlib.rcParams["svg.hashsalt"] = "bluetrace-sim"

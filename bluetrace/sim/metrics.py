@@ -29,8 +29,6 @@ truth when contacts cluster).
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 import numpy as np
@@ -40,6 +38,7 @@ from bluetrace.sim.arrays import member, uniq, uniq_inverse
 from bluetrace.sim.by_profile import combine_by_pair, continuity_estimate, seed_by_pair
 from bluetrace.sim.result import EngineResult
 from bluetrace.sim.rules import EXPOSURE_RULES, ExposureRule, contact_rules, true_contacts
+from bluetrace.sim.stats import auc, mean_estimate, ratio_estimate, roc_points
 from bluetrace.sim.units import DAY
 from bluetrace.sim.world import World
 
@@ -48,85 +47,6 @@ FloatArray = npt.NDArray[np.float64]
 
 WINDOW: Final = 30.0  # seconds per continuity window (Herald)
 MAX_CONTINUITY_PAIRS: Final = 2000
-Z95: Final = 1.959963984540054
-BOOTSTRAP: Final = 2000
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A value with a 95 % interval and how it was made."""
-
-    value: float
-    low: float
-    high: float
-    method: str
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data with NaN turned into None (valid JSON)."""
-        return {k: (None if isinstance(v, float) and math.isnan(v) else v)
-                for k, v in asdict(self).items()}
-
-
-def wilson(k: float, n: float, z: float = Z95) -> Estimate:
-    """Wilson score interval for k successes in n trials (NaN when n = 0)."""
-    if n <= 0:
-        nan = float("nan")
-        return Estimate(nan, nan, nan, "wilson")
-    p = k / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    # Rounding must not put the estimate outside its own interval (k = 0 or k = n).
-    low = min(p, max(0.0, centre - half))
-    high = max(p, min(1.0, centre + half))
-    return Estimate(p, low, high, "wilson")
-
-
-def bootstrap_ratio(ks: FloatArray, ns: FloatArray, seed: int = 0) -> Estimate:
-    """Ratio of sums with a percentile bootstrap over seeds (rows)."""
-    ks = np.asarray(ks, dtype=np.float64)
-    ns = np.asarray(ns, dtype=np.float64)
-    if ns.sum() <= 0:
-        nan = float("nan")
-        return Estimate(nan, nan, nan, "bootstrap")
-    rng = np.random.default_rng(seed)
-    pick = rng.integers(0, ks.size, (BOOTSTRAP, ks.size))
-    num = ks[pick].sum(axis=1)
-    den = ns[pick].sum(axis=1)
-    ratios = num[den > 0] / den[den > 0]
-    low, high = np.percentile(ratios, [2.5, 97.5])
-    return Estimate(float(ks.sum() / ns.sum()), float(low), float(high), "bootstrap")
-
-
-def mean_estimate(values: FloatArray, seed: int = 0) -> Estimate:
-    """Mean with a percentile bootstrap (three or more values) or a normal interval."""
-    v = np.asarray(values, dtype=np.float64)
-    v = v[~np.isnan(v)]
-    if v.size == 0:
-        nan = float("nan")
-        return Estimate(nan, nan, nan, "none")
-    if v.size >= 3:
-        rng = np.random.default_rng(seed)
-        means = v[rng.integers(0, v.size, (BOOTSTRAP, v.size))].mean(axis=1)
-        low, high = np.percentile(means, [2.5, 97.5])
-        return Estimate(float(v.mean()), float(low), float(high), "bootstrap")
-    if v.size == 2:
-        half = Z95 * float(v.std(ddof=1)) / math.sqrt(2)
-        return Estimate(float(v.mean()), float(v.mean() - half), float(v.mean() + half), "normal")
-    return Estimate(float(v[0]), float("nan"), float("nan"), "single")
-
-
-def ratio_estimate(ks: list[int], ns: list[int]) -> Estimate:
-    """Pooled ratio: bootstrap over seeds with three or more, Wilson on the pooled
-    counts otherwise, and also when every seed gives the same ratio (the bootstrap
-    would then claim a zero-width interval that no count supports)."""
-    if len(ks) >= 3:
-        est = bootstrap_ratio(np.asarray(ks, float), np.asarray(ns, float))
-        if not est.low < est.high and sum(ns) > 0:
-            pooled = wilson(float(sum(ks)), float(sum(ns)))
-            return Estimate(est.value, pooled.low, pooled.high, "wilson (every seed alike)")
-        return est
-    return wilson(float(sum(ks)), float(sum(ns)))
 
 
 # -- per seed ---------------------------------------------------------------------------------
@@ -196,38 +116,6 @@ def _counts(truth: IntArray, named: IntArray) -> dict[str, int]:
     return {"tp": tp, "true": int(truth.size), "named": int(named.size)}
 
 
-def _auc(scores: FloatArray, labels: npt.NDArray[np.bool_]) -> float:
-    """Area under the ROC curve (ties count half), NaN without both classes."""
-    pos = int(labels.sum())
-    neg = labels.size - pos
-    if pos == 0 or neg == 0:
-        return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(scores.size)
-    sorted_scores = scores[order]
-    # average ranks for ties
-    uniq_vals, start_idx, counts = np.unique(
-        sorted_scores, return_index=True, return_counts=True, sorted=True
-    )
-    avg = start_idx + (counts - 1) / 2.0 + 1.0
-    ranks[order] = np.repeat(avg, counts)
-    del uniq_vals
-    return float((ranks[labels].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
-
-
-def roc_points(scores: FloatArray, labels: npt.NDArray[np.bool_]) -> tuple[FloatArray, FloatArray]:
-    """(FPR, TPR) for every threshold 'score >= s', from (0,0) to (1,1)."""
-    if scores.size == 0:
-        return np.array([0.0, 1.0]), np.array([0.0, 1.0])
-    pos = max(int(labels.sum()), 1)
-    neg = max(int((~labels).sum()), 1)
-    order = np.argsort(-scores, kind="mergesort")
-    tp = np.cumsum(labels[order])
-    fp = np.cumsum(~labels[order])
-    distinct = np.r_[np.diff(scores[order]) != 0, True]
-    return (np.r_[0.0, fp[distinct] / neg], np.r_[0.0, tp[distinct] / pos])
-
-
 def seed_metrics(world: World, result: EngineResult) -> dict[str, Any]:
     """Raw counts and per-seed values of every metric for one run."""
     sc = world.scenario
@@ -257,11 +145,11 @@ def seed_metrics(world: World, result: EngineResult) -> dict[str, Any]:
         hit = member(cand, keys)
         score[hit] = minutes[np.searchsorted(keys, cand[hit])]
         fpr, tpr = roc_points(score, labels)
-        roc[ename] = {"auc": _auc(score, labels), "fpr": fpr.tolist(), "tpr": tpr.tolist()}
+        roc[ename] = {"auc": auc(score, labels), "fpr": fpr.tolist(), "tpr": tpr.tolist()}
     # Pairs never heard score below every heard pair.
     closeness = np.nan_to_num(-_mean_attenuation(world, entries, cand), neginf=-1e9)
     fpr, tpr = roc_points(closeness, labels)
-    roc["mean-attenuation"] = {"auc": _auc(closeness, labels), "fpr": fpr.tolist(),
+    roc["mean-attenuation"] = {"auc": auc(closeness, labels), "fpr": fpr.tolist(),
                                "tpr": tpr.tolist()}
     pair_days = result.pair_days if result.pair_days is not None else _pair_days(world, result, iv)
     continuity = _continuity(world, result, iv)

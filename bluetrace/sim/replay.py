@@ -48,9 +48,10 @@ from typing import IO, Final
 import numpy as np
 import numpy.typing as npt
 
-from bluetrace.sim.exposure import ALL_EDGES, RULES, AttenuationHistogram, Rates, auc, rates
-from bluetrace.sim.exposure import weighted_minutes as rule_weighted_minutes
+from bluetrace.sim.histograms import ALL_EDGES, RULES, AttenuationHistogram, Rates, rates
+from bluetrace.sim.histograms import weighted_minutes as rule_weighted_minutes
 from bluetrace.sim.rules import ExposureRule
+from bluetrace.sim.stats import auc
 
 BoolArray = npt.NDArray[np.bool_]
 

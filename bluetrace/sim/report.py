@@ -22,7 +22,7 @@ import numpy as np
 
 import bluetrace
 from bluetrace.sim import figures
-from bluetrace.sim.runner import SeedRun
+from bluetrace.sim.runs import SeedRun
 from bluetrace.sim.scenario import Scenario, scenario_to_dict
 
 TEMPLATE = """<!DOCTYPE html>

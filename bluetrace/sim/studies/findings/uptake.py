@@ -11,15 +11,15 @@ mpl.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bluetrace.sim.findings.registry import Finding, Investigation, Options
-from bluetrace.sim.findings.steps import (
+from bluetrace.sim.runs import load_spec, run_sweep
+from bluetrace.sim.studies.findings.registry import Finding, Investigation, Options
+from bluetrace.sim.studies.findings.steps import (
     SWEEPS_DIR,
     columns,
     grid_mean,
     numbers,
     save,
 )
-from bluetrace.sim.sweep import load_spec, run_sweep
 
 
 def run_uptake(opts: Options) -> Finding:
@@ -87,7 +87,7 @@ def run_uptake(opts: Options) -> Finding:
 
 
 def run_v4(opts: Options) -> Finding:
-    from bluetrace.sim import attacks  # noqa: PLC0415 (the exact engine loads on demand)
+    from bluetrace.sim.studies import attacks  # noqa: PLC0415 (the exact engine loads on demand)
 
     seeds = 2 if opts.quick else 24
     result = attacks.uptake_end_to_end(0.6, 0.8, seeds=seeds)
@@ -122,7 +122,7 @@ ENTRIES: Final[tuple[Investigation, ...]] = (
             "recall of true close contacts should be u^2 times the recall p when everyone "
             "has the app. Does the simulator's fast engine show that across uptakes?"
         ),
-        command="python -m bluetrace.sim.sweep bluetrace/sim/sweeps/uptake.toml --out sweep-uptake",
+        command="bluetrace-sim sweep bluetrace/sim/sweeps/uptake.toml --out sweep-uptake",
         run=run_uptake,
     ),
     Investigation(
@@ -133,7 +133,7 @@ ENTRIES: Final[tuple[Investigation, ...]] = (
             "detection probability p = 0.8, is the recall of true close contacts 0.288, end to "
             "end through real uploads and the real server's contact checking?"
         ),
-        command="python -m bluetrace.sim.investigate   # bluetrace.sim.attacks.uptake_end_to_end",
+        command="make investigate   # bluetrace.sim.studies.attacks.uptake_end_to_end",
         run=run_v4,
     ),
 )

@@ -10,14 +10,14 @@ mpl.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bluetrace.sim.findings.registry import Finding, Investigation, Options
-from bluetrace.sim.findings.steps import (
+from bluetrace.sim.studies.findings.registry import Finding, Investigation, Options
+from bluetrace.sim.studies.findings.steps import (
     save,
 )
 
 
 def run_replay(opts: Options) -> Finding:
-    from bluetrace.sim import attacks  # noqa: PLC0415
+    from bluetrace.sim.studies import attacks  # noqa: PLC0415
 
     delays = [0.0, 60.0, 150.0, 300.0, 450.0, 600.0, 750.0, 850.0, 900.0, 1200.0]
     trials = 150 if opts.quick else 2000
@@ -50,7 +50,7 @@ def run_replay(opts: Options) -> Finding:
 
 
 def run_relay(opts: Options) -> Finding:
-    from bluetrace.sim import attacks  # noqa: PLC0415
+    from bluetrace.sim.studies import attacks  # noqa: PLC0415
 
     counts = [1, 2, 4] if opts.quick else [1, 2, 4, 8]
     hours = 0.25 if opts.quick else 1.0
@@ -89,7 +89,7 @@ ENTRIES: Final[tuple[Investigation, ...]] = (
             "An attacker records a beacon and replays it D seconds later somewhere else. For a "
             "15-minute TempID window, is it accepted with probability 1 - D/900?"
         ),
-        command="python -m bluetrace.sim.investigate   # bluetrace.sim.attacks.replay_curve",
+        command="make investigate   # bluetrace.sim.studies.attacks.replay_curve",
         run=run_replay,
     ),
     Investigation(
@@ -99,7 +99,7 @@ ENTRIES: Final[tuple[Investigation, ...]] = (
             'An attacker forwards beacons live from one place to another (a "wormhole"). How '
             "many false contacts per hour does that create, against the number of relays?"
         ),
-        command="python -m bluetrace.sim.investigate   # bluetrace.sim.attacks.relay_lab",
+        command="make investigate   # bluetrace.sim.studies.attacks.relay_lab",
         run=run_relay,
     ),
 )

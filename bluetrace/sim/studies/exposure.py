@@ -1,15 +1,12 @@
-"""Exposure rules as health authorities configured them, and how well they separate pairs.
+"""The synthetic Leith & Farrell experiment: how well exposure rules separate pairs.
 
-A phone that logs attenuation readings of another phone can decide "exposed"
-by a rule on the time spent at each attenuation. Leith & Farrell applied the
-Swiss, German (Corona-Warn-App) and Italian (Immuni) configurations of the
-Google/Apple exposure notification API to handsets at known distances in a
-Dublin tram and bus; this module holds those rules, turns a pair's readings
-into the time-per-attenuation histogram the rules read, and scores a rule or a
-continuous score (mean attenuation) against the truth with TPR/FPR, ROC and
-AUC (Mann-Whitney). It also runs the synthetic version of that experiment
-(``synthetic_tram``) on a radio model, so a room's radio can be judged by the
-same yardstick as the published measurements.
+Leith & Farrell applied the Swiss, German (Corona-Warn-App) and Italian
+(Immuni) configurations of the Google/Apple exposure notification API to
+handsets at known distances in a Dublin tram and bus. This study runs the
+synthetic version of that experiment (``synthetic_tram``) on a radio model:
+pairs at known distances, their scans and readings, the rules
+(``bluetrace.sim.histograms``) and AUC (``bluetrace.sim.stats``), so a room's
+radio can be judged by the same yardstick as the published measurements.
 
 Time is in seconds in the arrays and in minutes in the rules, as published.
 """
@@ -24,202 +21,25 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from bluetrace.sim.histograms import (
+    GERMAN,
+    ITALIAN,
+    RULES,
+    SWISS,
+    AttenuationHistogram,
+    Rates,
+    histogram_from_credits,
+    rates,
+    reading_durations,
+    weighted_minutes,
+)
 from bluetrace.sim.radio import PRESETS, RadioModel
-from bluetrace.sim.rules import EXPOSURE_RULES, ExposureRule
-from bluetrace.sim.sweep import param_float
+from bluetrace.sim.rules import ExposureRule
+from bluetrace.sim.runs import param_float
+from bluetrace.sim.stats import auc, wilson
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
-
-
-@dataclass(frozen=True)
-class AttenuationHistogram:
-    """Minutes a pair spent in each attenuation bucket.
-
-    ``edges`` are increasing thresholds in dB; bucket ``i`` holds readings with
-    ``edges[i-1] <= attenuation < edges[i]`` (the first bucket is everything
-    below ``edges[0]``, the last everything at or above ``edges[-1]``), so
-    ``minutes`` has one entry more than ``edges``.
-    """
-
-    edges: tuple[float, ...]
-    minutes: tuple[float, ...]
-
-    def __post_init__(self) -> None:
-        if len(self.minutes) != len(self.edges) + 1:
-            raise ValueError("histogram: need one more bucket than edges")
-        if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
-            raise ValueError("histogram: edges must increase")
-        if any(m < 0 or math.isnan(m) for m in self.minutes):
-            raise ValueError("histogram: minutes must be >= 0")
-
-    @property
-    def total(self) -> float:
-        return float(sum(self.minutes))
-
-    def below(self, threshold_db: float) -> float:
-        """Minutes below ``threshold_db``, which must be one of the edges."""
-        if threshold_db not in self.edges:
-            raise ValueError(f"histogram: {threshold_db} dB is not an edge of {self.edges}")
-        return float(sum(self.minutes[: self.edges.index(threshold_db) + 1]))
-
-
-def _bucket_index(hist: AttenuationHistogram, edge: float) -> int:
-    """Index of the first bucket at or above ``edge`` (an edge of ``hist``, or -inf)."""
-    if edge == -math.inf:
-        return 0
-    if edge not in hist.edges:
-        raise ValueError(f"histogram: {edge} dB is not an edge of {hist.edges}")
-    return hist.edges.index(edge) + 1
-
-
-def weighted_minutes(rule: ExposureRule, hist: AttenuationHistogram) -> float:
-    """A rule's weighted minutes, read from a histogram that has the rule's edges.
-
-    Bucket ``i`` of the rule (``thresholds[i-1] <= attenuation < thresholds[i]``)
-    weighs ``weights[i]``; time at or above the last threshold weighs nothing.
-    Each histogram bucket is multiplied by its weight and the products are
-    added with ``math.fsum`` (not by differences of running totals, which lose
-    the last bit and turn an exact 15.0 into 14.999...).
-    """
-    terms: list[float] = []
-    low = -math.inf
-    for threshold, weight in zip(rule.thresholds, rule.weights, strict=True):
-        first, stop = _bucket_index(hist, low), _bucket_index(hist, threshold)
-        terms.extend(weight * m for m in hist.minutes[first:stop])
-        low = threshold
-    return math.fsum(terms)
-
-
-def notifies(rule: ExposureRule, hist: AttenuationHistogram) -> bool:
-    """Whether the rule notifies for this pair (its own >= or > minimum)."""
-    return bool(rule.notifies(np.asarray([weighted_minutes(rule, hist)]))[0])
-
-
-#: The published configurations as Leith & Farrell applied them (thresholds,
-#: weights and minimum from the simulator's rule table): Swiss [50, 55] dB,
-#: weights 1 / 0.5, >= 15 min; German [55, 63] dB, 1 / 0.5, >= 15 min (the
-#: Corona-Warn-App minimum that "at most 13.5 min, so no notification"
-#: implies); Italian [50, 70] dB, 1 / 1, > 15 min; and the two plain
-#: threshold rules Leith also scored.
-SWISS: Final = EXPOSURE_RULES["swiss"]
-GERMAN: Final = EXPOSURE_RULES["german"]
-ITALIAN: Final = EXPOSURE_RULES["italian"]
-BELOW_68_10: Final = EXPOSURE_RULES["below68-10min"]
-BELOW_70_15: Final = EXPOSURE_RULES["below70-15min"]
-RULES: Final[tuple[ExposureRule, ...]] = (SWISS, GERMAN, ITALIAN, BELOW_68_10, BELOW_70_15)
-
-#: Every edge any rule needs, so one histogram per pair serves them all.
-ALL_EDGES: Final = tuple(sorted({t for rule in RULES for t in rule.thresholds}))
-
-
-def reading_durations(times_s: npt.ArrayLike, end_s: float, max_gap_s: float = 300.0) -> FloatArray:
-    """Seconds each reading stands for: until the next reading, at most ``max_gap_s``.
-
-    The last reading stands for the time until ``end_s`` (when the pair parted),
-    also capped. Time before the first reading is not counted: nothing was
-    heard yet. The cap (GAEN's longest scan interval, 5 min) keeps a single
-    reading from standing for a long silence.
-    """
-    t = np.asarray(times_s, dtype=np.float64)
-    if t.size == 0:
-        return np.zeros(0)
-    if np.any(np.diff(t) < 0) or t[-1] > end_s:
-        raise ValueError("readings must be in time order and not after the end")
-    nxt = np.append(t[1:], end_s)
-    return np.asarray(np.minimum(nxt - t, max_gap_s), dtype=np.float64)
-
-
-def histogram_from_credits(
-    seconds: npt.ArrayLike, attenuation_db: npt.ArrayLike, edges: Sequence[float] = ALL_EDGES
-) -> AttenuationHistogram:
-    """The time-per-bucket histogram of readings already credited with their seconds."""
-    att = np.asarray(attenuation_db, dtype=np.float64)
-    dur = np.asarray(seconds, dtype=np.float64)
-    if att.shape != dur.shape:
-        raise ValueError("one attenuation per credited duration")
-    bucket = np.searchsorted(np.asarray(edges, dtype=np.float64), att, side="right")
-    total = np.bincount(bucket, weights=dur, minlength=len(edges) + 1)
-    return AttenuationHistogram(tuple(edges), tuple(float(x) / 60.0 for x in total))
-
-
-def histogram_from_readings(
-    times_s: npt.ArrayLike,
-    attenuation_db: npt.ArrayLike,
-    end_s: float,
-    edges: Sequence[float] = ALL_EDGES,
-    max_gap_s: float = 300.0,
-) -> AttenuationHistogram:
-    """The time-per-bucket histogram of one pair's readings, each standing
-    until the next (``reading_durations``)."""
-    credits = reading_durations(times_s, end_s, max_gap_s)
-    return histogram_from_credits(credits, attenuation_db, edges)
-
-
-# -- scoring -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Rates:
-    """Confusion counts of a binary decision against the truth."""
-
-    tp: int
-    fn: int
-    fp: int
-    tn: int
-
-    @property
-    def tpr(self) -> float:
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else math.nan
-
-    @property
-    def fpr(self) -> float:
-        return self.fp / (self.fp + self.tn) if self.fp + self.tn else math.nan
-
-
-def rates(decision: npt.ArrayLike, truth: npt.ArrayLike) -> Rates:
-    d = np.asarray(decision, dtype=bool)
-    y = np.asarray(truth, dtype=bool)
-    if d.shape != y.shape:
-        raise ValueError("one decision per truth value")
-    return Rates(
-        tp=int(np.sum(d & y)),
-        fn=int(np.sum(~d & y)),
-        fp=int(np.sum(d & ~y)),
-        tn=int(np.sum(~d & ~y)),
-    )
-
-
-def auc(score: npt.ArrayLike, truth: npt.ArrayLike) -> float:
-    """Area under the ROC curve by Mann-Whitney: P(score of a positive > a negative).
-
-    Ties count one half. Computed from mid-ranks, so it is exact and O(n log n).
-    """
-    s = np.asarray(score, dtype=np.float64)
-    y = np.asarray(truth, dtype=bool)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return math.nan
-    order = np.argsort(s, kind="mergesort")
-    sorted_s = s[order]
-    ranks = np.empty(s.size)
-    # mid-ranks: every member of a tie group gets the mean of the group's ranks
-    _, first, counts = np.unique(sorted_s, return_index=True, return_counts=True)
-    mid = first + (counts + 1) / 2.0
-    ranks[order] = np.repeat(mid, counts)
-    u = ranks[y].sum() - n_pos * (n_pos + 1) / 2.0
-    return float(u / (n_pos * n_neg))
-
-
-def roc_curve(score: npt.ArrayLike, truth: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
-    """(FPR, TPR) at every threshold "score >= t", from (0, 0) to (1, 1)."""
-    s = np.asarray(score, dtype=np.float64)
-    y = np.asarray(truth, dtype=bool)
-    n_pos, n_neg = max(int(y.sum()), 1), max(int((~y).sum()), 1)
-    thresholds = np.unique(s)[::-1]
-    tpr = [0.0] + [float(np.sum(y & (s >= t))) / n_pos for t in thresholds]
-    fpr = [0.0] + [float(np.sum(~y & (s >= t))) / n_neg for t in thresholds]
-    return np.asarray(fpr), np.asarray(tpr)
 
 
 # -- the synthetic tram experiment ---------------------------------------------
@@ -437,8 +257,6 @@ class SyntheticSummary:
     def silent_share(self) -> tuple[float, float, float]:
         """Share of seeds in which neither Swiss nor German notified, with its 95 %
         Wilson interval (seeds are pooled counts: k of n)."""
-        from bluetrace.sim.metrics import wilson  # noqa: PLC0415 (metrics is heavier)
-
         est = wilson(float(self.silent_seeds), float(self.seeds))
         return est.value, est.low, est.high
 

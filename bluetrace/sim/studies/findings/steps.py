@@ -14,15 +14,15 @@ mpl.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from bluetrace.sim.findings.registry import Options
-from bluetrace.sim.sweep import SweepSpec, load_spec, plot_metrics, run_sweep
+from bluetrace.sim.runs import SweepSpec, load_spec, plot_metrics, run_sweep
+from bluetrace.sim.studies.findings.registry import Options
 
 #: Figures are PNGs at least MIN_WIDTH_PX wide (readable labels when shown at their
 #: own size); the page and its figures are committed.
 DPI: Final = 210
 MIN_WIDTH_PX: Final = 1000
 #: The sweeps shipped with the package (``bluetrace/sim/sweeps/*.toml``).
-SWEEPS_DIR: Final = Path(__file__).parent.parent / "sweeps"
+SWEEPS_DIR: Final = Path(__file__).resolve().parents[2] / "sweeps"  # bluetrace/sim/sweeps
 
 
 def pct(x: float) -> str:

@@ -14,9 +14,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from bluetrace.sim import tracking
-from bluetrace.sim.findings.registry import Finding, Investigation, Options
-from bluetrace.sim.findings.steps import (
+from bluetrace.sim.studies import tracking
+from bluetrace.sim.studies.findings.registry import Finding, Investigation, Options
+from bluetrace.sim.studies.findings.steps import (
     pct,
     save,
 )
@@ -204,9 +204,9 @@ ENTRIES: Final[tuple[Investigation, ...]] = (
             "old TempID to the new one that appears at the same sniffer, against sniffer pitch "
             "and rotation period? No one has published these numbers."
         ),
-        command="python -m bluetrace.sim.tracking --seeds 5      # the table\n"
-        "python -m bluetrace.sim.investigate                # the table and the figures\n"
-        "python -m bluetrace.sim.sweep bluetrace/sim/sweeps/tracking.toml   # as a sweep",
+        command="python -m bluetrace.sim.studies.tracking --seeds 5      # the table\n"
+        "python -m bluetrace.sim.studies.investigate                # the table and the figures\n"
+        "bluetrace-sim sweep bluetrace/sim/sweeps/tracking.toml   # as a sweep",
         run=run_v5,
     ),
 )

@@ -16,8 +16,9 @@ import numpy as np
 
 from bluetrace.phone.core import BeaconAccepted
 from bluetrace.sim.exact import ExactWorld, run_exact
-from bluetrace.sim.metrics import seed_metrics, wilson
+from bluetrace.sim.metrics import seed_metrics
 from bluetrace.sim.scenario import Scenario, scenario_from_dict
+from bluetrace.sim.stats import wilson
 from bluetrace.sim.world import World
 
 TEMPID_WINDOW = 900.0

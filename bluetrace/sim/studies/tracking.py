@@ -47,7 +47,7 @@ import numpy.typing as npt
 
 from bluetrace.sim import places, scenario
 from bluetrace.sim.radio import RadioModel
-from bluetrace.sim.sweep import param_float
+from bluetrace.sim.runs import param_float
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -582,9 +582,9 @@ def tracking_task(params: dict[str, object], seed: int) -> dict[str, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bluetrace.sim.tracking``: print the V5 table; ``--out`` also saves JSON."""
+    """``python -m bluetrace.sim.studies.tracking``: the V5 table; ``--out`` also saves JSON."""
     parser = argparse.ArgumentParser(
-        prog="python -m bluetrace.sim.tracking",
+        prog="python -m bluetrace.sim.studies.tracking",
         description="Tracking by sniffers: share of each walker's time a sniffer grid links, "
         "against sniffer pitch and TempID rotation (markdown table on stdout).",
     )

@@ -1,6 +1,6 @@
 """Leith & Farrell's tram and bus, and what decides whether exposure rules fire.
 
-The synthetic versions of their experiments (``bluetrace.sim.exposure``) in the
+The synthetic versions of their experiments (``bluetrace.sim.studies.exposure``) in the
 tram, the bus and an open office, swept over the room, the scanning and the rides.
 """
 
@@ -15,9 +15,12 @@ mpl.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bluetrace.sim import exposure
-from bluetrace.sim.findings.registry import Finding, Investigation, Options
-from bluetrace.sim.findings.steps import (
+from bluetrace.sim import histograms
+from bluetrace.sim.radio import PRESETS, RadioModel, normal_cdf
+from bluetrace.sim.stats import roc_points
+from bluetrace.sim.studies import exposure
+from bluetrace.sim.studies.findings.registry import Finding, Investigation, Options
+from bluetrace.sim.studies.findings.steps import (
     columns,
     grid_mean,
     numbers,
@@ -25,7 +28,6 @@ from bluetrace.sim.findings.steps import (
     save,
     sweep_means,
 )
-from bluetrace.sim.radio import PRESETS, RadioModel, normal_cdf
 
 # -- V1: Leith's tram, synthetic ---------------------------------------------------
 
@@ -66,10 +68,10 @@ class V1Checks:
 
 
 def v1_checks(tram: exposure.SyntheticSummary, office: exposure.SyntheticSummary) -> V1Checks:
-    it = exposure.ITALIAN.name
+    it = histograms.ITALIAN.name
     return V1Checks(
-        swiss_share=tram.notify_share[exposure.SWISS.name],
-        german_share=tram.notify_share[exposure.GERMAN.name],
+        swiss_share=tram.notify_share[histograms.SWISS.name],
+        german_share=tram.notify_share[histograms.GERMAN.name],
         italian_gap=abs(tram.tpr[it] - tram.fpr[it]),
         auc_tram=tram.auc_mean,
         auc_open=office.auc_mean,
@@ -86,7 +88,7 @@ def _pooled_roc(
         r = exposure.simulate_pairs(PRESETS[radio_name], np.random.default_rng(seed))
         scores.append(-r.mean_attenuation())
         truth.append(r.close)
-    return exposure.roc_curve(np.concatenate(scores), np.concatenate(truth))
+    return roc_points(np.concatenate(scores), np.concatenate(truth))
 
 
 def _radio_text(preset: str) -> str:
@@ -124,7 +126,7 @@ def run_v1(opts: Options) -> Finding:
             lw=1.2,
             label=f"{name}: mean attenuation (AUC {summary.auc_mean:.2f})",
         )
-        for rule, marker in zip(exposure.RULES, "osD^v", strict=True):
+        for rule, marker in zip(histograms.RULES, "osD^v", strict=True):
             ax.plot(
                 summary.fpr[rule.name],
                 summary.tpr[rule.name],
@@ -146,8 +148,8 @@ def run_v1(opts: Options) -> Finding:
     fig.tight_layout()
     roc = save(fig, opts, "v1_roc.png")
 
-    sw, ge, it = exposure.SWISS.name, exposure.GERMAN.name, exposure.ITALIAN.name
-    b68 = exposure.BELOW_68_10.name
+    sw, ge, it = histograms.SWISS.name, histograms.GERMAN.name, histograms.ITALIAN.name
+    b68 = histograms.BELOW_68_10.name
     ok = checks.results
     mark = {True: "met", False: "**not met**"}
     table = (
@@ -473,7 +475,7 @@ ENTRIES: Final[tuple[Investigation, ...]] = (
             "rules no better than chance there. Does the simulator's tram radio model reproduce "
             "that, and does the same code work in an open office?"
         ),
-        command="python -m bluetrace.sim.investigate            # this page, V1 included\n"
+        command="python -m bluetrace.sim.studies.investigate            # this page, V1 included\n"
         "pytest tests/test_sim_investig_exposure.py     # the rules on hand-made histograms",
         run=run_v1,
     ),
@@ -485,7 +487,7 @@ ENTRIES: Final[tuple[Investigation, ...]] = (
             "Swiss rule notified none of them, and plain threshold rules caught 5-8 %. Does the "
             "simulator's bus radio model give the same?"
         ),
-        command="python -m bluetrace.sim.investigate   # bluetrace.sim.exposure.BUS_LAYOUT",
+        command="make investigate   # bluetrace.sim.studies.exposure.BUS_LAYOUT",
         run=run_v1_bus,
     ),
     Investigation(
@@ -497,8 +499,8 @@ ENTRIES: Final[tuple[Investigation, ...]] = (
             "hear each other) in the tram and in an open office, and over how far away the "
             "far pairs are."
         ),
-        command="python -m bluetrace.sim.sweep bluetrace/sim/sweeps/rooms.toml --out sweep-rooms\n"
-        "python -m bluetrace.sim.sweep bluetrace/sim/sweeps/distances.toml --out sweep-distances",
+        command="bluetrace-sim sweep bluetrace/sim/sweeps/rooms.toml --out sweep-rooms\n"
+        "bluetrace-sim sweep bluetrace/sim/sweeps/distances.toml --out sweep-distances",
         run=run_rooms,
     ),
     Investigation(
@@ -511,7 +513,7 @@ ENTRIES: Final[tuple[Investigation, ...]] = (
             "API's seconds since the previous scan), from the tails of the pair offsets, and "
             "from how long the rides were?"
         ),
-        command="python -m bluetrace.sim.sweep bluetrace/sim/sweeps/tram-rules.toml "
+        command="bluetrace-sim sweep bluetrace/sim/sweeps/tram-rules.toml "
         "--out sweep-tram-rules",
         run=run_tram_rules,
     ),
