@@ -140,6 +140,11 @@ class LineAppender:
         self._clean_end = False
         """True after our own complete write: the file ends with a line end,
         so the next append needs no look at the last byte."""
+        self.writes = 0
+        """Writes so far: a host that syncs elsewhere sees from it that a
+        record was written while its sync was in flight."""
+        self._unsynced = False
+        """Something was written since the last sync began."""
 
     def _open(self) -> int:
         if self._fd is None:
@@ -162,8 +167,11 @@ class LineAppender:
             data = self._eol + data
         try:
             _write_all(fd, data)
+            self.writes += 1
+            self._unsynced = True
             if self.durable:
                 os.fdatasync(fd)
+                self._unsynced = False
         except OSError:
             self._clean_end = False
             with contextlib.suppress(OSError):
@@ -172,9 +180,21 @@ class LineAppender:
         self._clean_end = True
 
     def sync(self) -> None:
-        """Flush appended lines to disk (for callers that batch: group commit)."""
-        if self._fd is not None:
+        """Flush appended lines to disk (for callers that batch: group commit);
+        nothing to do when nothing was written since the last sync."""
+        if self._fd is not None and self._unsynced:
+            self._unsynced = False
             os.fdatasync(self._fd)
+
+    def sync_begin(self) -> int | None:
+        """For a sync run elsewhere (``runtime.syncer``): the descriptor whose
+        ``fdatasync`` makes everything written so far durable, or None if
+        nothing was written since the last sync began. Later writes wait for
+        the next sync."""
+        if self._fd is None or not self._unsynced:
+            return None
+        self._unsynced = False
+        return self._fd
 
     def close(self) -> None:
         """Close, flushing to disk first what a batching caller has not."""
@@ -274,6 +294,8 @@ class CheckLog(LineAppender):
         fd = self._open()
         self._clean_end = False
         _write_all(fd, data)
+        self.writes += 1
+        self._unsynced = True
         self._clean_end = True
 
     def close_block(self, count: int, crc: int) -> None:

@@ -2,8 +2,9 @@
 credentials.txt, behind the protocols of ``stores``.
 
 Lines are appended whole and made durable by the host's group commit
-(``sync`` once per loop turn); a check batch is one CRC-framed block of
-``storage.CheckLog``, so a crash leaves no half-recorded upload.
+(``sync`` in the loop, or ``sync_begin``/``sync_end`` around the syncer
+process's sync: ``server.commit``); a check batch is one CRC-framed block
+of ``storage.CheckLog``, so a crash leaves no half-recorded upload.
 """
 
 import contextlib
@@ -36,6 +37,16 @@ class TempIDFile:
     def sync(self) -> None:
         self._appender.sync()
 
+    @property
+    def writes(self) -> int:
+        return self._appender.writes
+
+    def sync_begin(self) -> int | None:
+        return self._appender.sync_begin()
+
+    def sync_end(self) -> None:
+        """Nothing to let go of: the file stays open for the server's life."""
+
     def close(self) -> None:
         self._appender.close()
 
@@ -51,6 +62,16 @@ class CheckFile:
 
     def sync(self) -> None:
         self._log.sync()
+
+    @property
+    def writes(self) -> int:
+        return self._log.writes
+
+    def sync_begin(self) -> int | None:
+        return self._log.sync_begin()
+
+    def sync_end(self) -> None:
+        """Nothing to let go of: the file stays open for the server's life."""
 
     def close(self) -> None:
         self._log.close()
@@ -125,6 +146,8 @@ class CredentialFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
+        self.writes = 0
+        self._unsynced = False
 
     def append(self, username: str, stored: str) -> None:
         if self._fd is None:
@@ -135,15 +158,35 @@ class CredentialFile:
                     errno.EAGAIN, "credentials.txt is being changed (locked)", str(self.path)
                 ) from None
         append_lines_to(self._fd, [f"{username} {stored}"])
+        self.writes += 1
+        self._unsynced = True
 
     def sync(self) -> None:
         """Flush this turn's lines to disk, then let go of the file and its lock."""
         fd, self._fd = self._fd, None
+        self._unsynced = False
         if fd is not None:
             try:
                 os.fdatasync(fd)
             finally:
                 os.close(fd)
+
+    def sync_begin(self) -> int | None:
+        """For the syncer: the open file, if lines were appended since the
+        last sync began. It stays open, and locked, until ``sync_end``: the
+        syncer's reference holds the same lock, and a line is only told
+        REGISTERED once it is durable in the file the path names."""
+        if self._fd is None or not self._unsynced:
+            return None
+        self._unsynced = False
+        return self._fd
+
+    def sync_end(self) -> None:
+        """A sync ended: let go of the file and its lock, unless lines were
+        appended since it began (the next sync needs the same file)."""
+        if self._fd is not None and not self._unsynced:
+            os.close(self._fd)
+            self._fd = None
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

@@ -2,8 +2,8 @@
 
 Everything here is glue: accept connections, move bytes between sockets and
 :class:`~bluetrace.server.connection.ServerConnection` objects, keep one
-timer per connection at its deadline, run the group commit once per loop
-turn, and write what the connections report. The specification's texts go
+timer per connection at its deadline, run the group commit
+(``server.commit``), and write what the connections report. The specification's texts go
 to stdout; diagnostics go to stderr, starting with the line
 ``listening on HOST:PORT`` that names the port actually bound (so that port
 0, chosen by the OS, is usable).
@@ -36,6 +36,7 @@ from bluetrace.runtime.cli import (
 from bluetrace.runtime.output import LineOutput
 from bluetrace.runtime.reactor import Handle, Reactor
 from bluetrace.runtime.storage import read_regular, recover_checks
+from bluetrace.runtime.syncer import DEFAULT_SYNC_TIMEOUT, Syncer
 from bluetrace.runtime.tls import TlsError, TlsSession, server_context
 from bluetrace.runtime.transports import Stream
 from bluetrace.runtime.workers import DEFAULT_QUEUE, DEFAULT_WORKERS, WorkerPool
@@ -47,6 +48,7 @@ from bluetrace.server.admission import (
     Decision,
     LineSummary,
 )
+from bluetrace.server.commit import GroupCommit, SyncedFile
 from bluetrace.server.connection import (
     CloseConnection,
     Log,
@@ -262,6 +264,7 @@ class Link:
     def _settle(self) -> None:
         """After every call into the connection: send, act on events, re-arm."""
         connection, stream, server = self.connection, self.stream, self.server
+        server.group.noticed(self)
         data = connection.data_to_send()
         if connection.has_pending_work() and len(self.unsent) + len(data) < COALESCE_BYTES:
             # Frames are left for a later turn (a pipelining peer): keep the
@@ -452,8 +455,11 @@ class Server:
         workers: WorkerPool | None = None,
         caps: Caps | None = None,
         handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        group: GroupCommit[Link] | None = None,
     ) -> None:
         self.reactor = reactor
+        self.group: GroupCommit[Link] = group or GroupCommit(reactor, core.commit, log=self.log)
+        """The group commit: replies wait for their records' sync (``server.commit``)."""
         self.workers = workers or WorkerPool(reactor, log=self.log)
         """Processes for password checks and hashing: the loop never runs scrypt."""
         self.tls = tls
@@ -473,7 +479,6 @@ class Server:
         """Links with work waiting (a readable socket, frames left over), by source
         address, in turn order (a dict keeps insertion order)."""
         self._turn_scheduled = False
-        self._holding: list[Link] = []
         self._accept_failures = 0
         listener.setblocking(False)
         reactor.add_reader(listener, self._accept)
@@ -602,18 +607,9 @@ class Server:
 
     def hold(self, link: Link) -> None:
         """Group commit: every record written in this loop turn is made
-        durable by one sync at the end of the turn, then answered."""
-        if not self._holding:
-            self.reactor.call_soon(self._commit)
-        self._holding.append(link)
-
-    def _commit(self) -> None:
-        holding, self._holding = self._holding, []
-        failure = self.core.commit()
-        if failure is not None:
-            self.log(f"cannot flush records to disk: {failure.strerror or failure}")
-        for link in holding:
-            link.committed(failure is None)
+        durable by one sync (in the syncer process, while the loop works
+        on), then answered; see ``server.commit``."""
+        self.group.hold(link)
 
     def run_work(self, link: Link, work: NeedsWork) -> None:
         """Hand a connection's job to the worker processes; a full queue is
@@ -627,8 +623,7 @@ class Server:
     def shut_down(self) -> None:
         self.reactor.forget(self.listener)
         self.listener.close()
-        if self._holding:
-            self._commit()
+        self.group.flush()
         now = self.reactor.time()
         for link in list(self.links.values()):
             link.connection.shut_down(now)
@@ -788,6 +783,14 @@ def _parser() -> argparse.ArgumentParser:
         help="with TLS: seconds a connection may take to finish its handshake "
         "(up to an hour; default: %(default)s)",
     )
+    limits.add_argument(
+        "--sync-timeout",
+        type=positive_seconds,
+        default=DEFAULT_SYNC_TIMEOUT,
+        help="seconds the disk may take to confirm a sync (run in a syncer process, "
+        "so the server keeps working meanwhile); past it the replies waiting for it "
+        "are answered ERROR STORAGE and the syncer is replaced (default: %(default)s)",
+    )
     parser.add_argument(
         "--reload-signal",
         choices=("HUP", "USR1"),
@@ -873,6 +876,19 @@ def _handle_signals(
         reactor.add_signal_handler(signum, reloader.request)
 
 
+def _group_commit(
+    reactor: Reactor,
+    core: ServerCore,
+    syncer: Syncer,
+    stores: tuple[TempIDFile, CheckFile, CredentialFile | None],
+) -> GroupCommit[Link]:
+    """The group commit over the data files, synced by ``syncer`` (started now:
+    the first TempID should not wait for an interpreter to start)."""
+    syncer.start()
+    files: list[SyncedFile] = [store for store in stores if store is not None]
+    return GroupCommit(reactor, core.commit, files=files, syncer=syncer, log=syncer.log)
+
+
 def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
     data_dir: Path = args.data_dir
     loaded = _load(data_dir)
@@ -947,9 +963,13 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
         queue_limit=args.work_queue,
         log=lambda text: err.write_line(f"{PROGRAM}: {text}"),
     )
+    group = _group_commit(
+        reactor, core, Syncer(reactor, timeout=args.sync_timeout, log=workers.log),
+        (tempid_store, check_store, credential_store),
+    )  # fmt: skip
     server = Server(
         reactor, core, listener, out=out, err=err, tls=tls_context, caps=caps,
-        handshake_timeout=args.handshake_timeout, workers=workers,
+        handshake_timeout=args.handshake_timeout, workers=workers, group=group,
     )  # fmt: skip
     reloader = CredentialReloader(reactor, core, data_dir / "credentials.txt", server.log)
     reloader.loaded_digest = credentials_digest
@@ -965,6 +985,7 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
         server.log("stopped")
     finally:
         workers.close()
+        group.close()
         tempid_store.close()
         check_store.close()
         if credential_store is not None:
