@@ -20,7 +20,7 @@ SCENARIO   ?= office
 SEEDS      ?= 5
 SIM_OUT    ?= $(CURDIR)/.bluetrace/sim/$(SCENARIO)
 
-.PHONY: help install test lint typecheck unit fuzz bench simulate sim-bench investigate \
+.PHONY: help install test lint typecheck unit fuzz bench simulate sim-bench sim-bench-million investigate \
         conform run-server run-client certs clean clean-data
 
 help:
@@ -31,6 +31,7 @@ help:
 	@echo "make investigate  regenerate docs/investigations.md"
 	@echo "make conform      the conformance kit against bluetrace's own server and phone"
 	@echo "make bench | sim-bench | fuzz   performance figures and long fuzzing"
+	@echo "make sim-bench-million  town at 1,000,000 phones x 21 days (minutes)"
 	@echo "make certs        a self-signed certificate for trying TLS (see README)"
 	@echo "make clean        remove build and cache files (keeps .bluetrace/server data)"
 	@echo "make clean-data   remove the server's and phones' data under .bluetrace/"
@@ -70,6 +71,10 @@ simulate: install
 sim-bench: install
 	@mkdir -p .bluetrace/bench
 	$(BIN)/python -m bluetrace.sim.bench --json .bluetrace/bench/sim.json
+
+sim-bench-million: install
+	@mkdir -p .bluetrace/bench
+	$(BIN)/python -m bluetrace.sim.bench --people 1000000 --json .bluetrace/bench/sim-million.json
 
 investigate: install
 	$(BIN)/python -m bluetrace.sim.studies.investigate

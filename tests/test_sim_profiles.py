@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bluetrace.sim.channel import draw_links
+from bluetrace.sim.channel import PhoneArrays, draw_links
 from bluetrace.sim.cli import main
 from bluetrace.sim.exact import run_exact
-from bluetrace.sim.fast import PhoneArrays, run_fast
+from bluetrace.sim.fast import run_fast
 from bluetrace.sim.metrics import seed_metrics
 from bluetrace.sim.scenario import (
     PlaceSpec,

@@ -27,6 +27,7 @@ import numpy as np
 from bluetrace.sim.fast import run_fast
 from bluetrace.sim.metrics import seed_metrics
 from bluetrace.sim.progress import step
+from bluetrace.sim.result import EngineResult
 from bluetrace.sim.scenario import Scenario, ScenarioError, apply_overrides, load_scenario
 from bluetrace.sim.world import World
 
@@ -46,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1,000 people x 2 days")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", metavar="PATH", help="also write the figures here")
+    parser.add_argument("--people", type=int, metavar="N",
+                        help="town scaled to N people (places in proportion), e.g. 1000000")
+    parser.add_argument("--server-bench", type=Path, default=SERVER_BENCH, metavar="PATH",
+                        help=f"make bench's results, for the server load ratio ({SERVER_BENCH})")
     args = parser.parse_args(argv)
     try:
         scenario = load_scenario("town")
@@ -54,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
                 "population=1000", "days=2", "place.household.count=250",
                 "place.office.count=80", "place.tram.count=1",
             ])
+        if args.people:
+            scenario = scaled_town(scenario, args.people)
     except ScenarioError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 2
@@ -92,6 +99,16 @@ def main(argv: list[str] | None = None) -> int:
     det = metrics["detection"]["log"][scenario.primary_rule]
     print(f"log recall vs {scenario.primary_rule}: {det['tp']} of {det['true']}, "
           f"precision {det['tp']} of {det['named']}")
+    load = server_load(scenario, result)
+    print_server_load(load, args.server_bench)
+    if args.people:  # the scaled run: no exact engine part
+        exact: dict[str, float] = {}
+        ok = peak <= MILLION_TARGET_BYTES and t_total <= MILLION_TARGET_SECONDS
+        print(f"targets for a scaled run: <= {MILLION_TARGET_SECONDS:.0f} s and "
+              f"<= {MILLION_TARGET_BYTES / 1024**3:.0f} GiB: " + ("met" if ok else "NOT met"))
+        _write_json(args.json, world, scenario, args.seed, t_engine, t_total, t_ceiling, peak,
+                    exact, load)
+        return 0
     with step("bench: exact engine (real phones and server)", enabled=False):
         exact = exact_figures(quick=args.quick)
     print(
@@ -111,16 +128,98 @@ def main(argv: list[str] | None = None) -> int:
         and exact["deliveries_per_s"] >= EXACT_TARGET
     )
     print("within targets" if ok else "OUTSIDE targets")
-    if args.json:
-        figures = {
-            "machine": platform.node(), "cpus": os.cpu_count(), "phones": world.n,
-            "days": scenario.days, "seed": args.seed, "engine_s": round(t_engine, 3),
-            "engine_and_metrics_s": round(t_total, 3), "ceiling_s": round(t_ceiling, 3),
-            "peak_rss_bytes": peak, "target_s": TARGET_SECONDS, "target_bytes": TARGET_BYTES,
-            "exact": exact, "exact_target_per_s": EXACT_TARGET,
-        }
-        Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")
+    _write_json(args.json, world, scenario, args.seed, t_engine, t_total, t_ceiling, peak,
+                exact, load)
     return 0
+
+
+def _write_json(  # noqa: PLR0917
+    path: str | None, world: World, scenario: Scenario, seed: int, t_engine: float,
+    t_total: float, t_ceiling: float, peak: int, exact: dict[str, float],
+    load: dict[str, float],
+) -> None:
+    if not path:
+        return
+    figures = {
+        "machine": platform.node(), "cpus": os.cpu_count(), "phones": world.n,
+        "days": scenario.days, "seed": seed, "engine_s": round(t_engine, 3),
+        "engine_and_metrics_s": round(t_total, 3), "ceiling_s": round(t_ceiling, 3),
+        "peak_rss_bytes": peak, "target_s": TARGET_SECONDS, "target_bytes": TARGET_BYTES,
+        "exact": exact, "exact_target_per_s": EXACT_TARGET, "server_load": load,
+    }
+    Path(path).write_text(json.dumps(figures, indent=1) + "\n")
+
+
+#: Where ``make bench`` writes what one server measured.
+SERVER_BENCH = Path(".bluetrace/bench/results.json")
+#: Targets of the scaled (a million phones) run on this machine.
+MILLION_TARGET_SECONDS = 120.0
+MILLION_TARGET_BYTES = 8 * 1024**3
+#: Hours over which a day's uploads are assumed to be checked (a health authority's
+#: working day); the peak checking rate is the day's entries over them.
+CHECKING_HOURS = 8.0
+
+
+def scaled_town(scenario: Scenario, people: int) -> Scenario:
+    """``town`` with ``people`` people and every place count scaled in proportion."""
+    factor = people / scenario.population
+    overrides = [f"population={people}"] + [
+        f"place.{spec.name}.count={max(1, round(spec.count * factor))}"
+        for spec in scenario.places
+    ]
+    return apply_overrides(scenario, overrides)
+
+
+def server_load(scenario: Scenario, result: EngineResult) -> dict[str, float]:
+    """The health authority's load the run implies.
+
+    TempIDs: phones ask on their own expiry clocks, which are spread evenly, so the
+    peak rate is the mean (requests and TempIDs over the run's seconds). Uploads and
+    checked entries happen at the upload moment in the run; a real country's
+    uploads come every day, so per day they are the run's over its days, and the
+    peak checking rate is a day's entries over CHECKING_HOURS.
+    """
+    work = result.server_work
+    seconds = scenario.duration
+    days = max(scenario.days, 1)
+    entries_per_day = work.get("upload_entries", 0) / days
+    return {
+        "tempid_requests_per_s": work.get("tempid_requests", 0) / seconds,
+        "tempids_issued_per_s": work.get("tempids_issued", 0) / seconds,
+        "uploads_per_day": work.get("uploads", 0) / days,
+        "entries_checked_per_day": entries_per_day,
+        "entries_checked_per_s_peak": entries_per_day / (CHECKING_HOURS * 3600.0),
+    }
+
+
+def print_server_load(load: dict[str, float], bench_path: Path) -> None:
+    """The load beside one server's measured capacity (``make bench``), as servers needed."""
+    server: dict[str, float] = {}
+    try:
+        figures = json.loads(bench_path.read_text())["figures"]
+        for row in figures:
+            if row.get("part") == "checking" and "entries checked/s" in row.get("name", ""):
+                server["checking"] = float(row["value"])
+            if row.get("part") == "sessions" and row.get("unit") == "/s":
+                server["sessions"] = max(server.get("sessions", 0.0), float(row["value"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        server = {}
+    print("server load this run implies:")
+    rows = [
+        ("TempID requests/s (sessions)", load["tempid_requests_per_s"], server.get("sessions")),
+        ("TempIDs issued/s", load["tempids_issued_per_s"], None),
+        ("uploads/day", load["uploads_per_day"], None),
+        ("entries checked/day", load["entries_checked_per_day"], None),
+        (f"entries checked/s at peak ({CHECKING_HOURS:.0f} h a day)",
+         load["entries_checked_per_s_peak"], server.get("checking")),
+    ]
+    for name, value, capacity in rows:
+        line = f"  {name:44s} {value:>14,.1f}"
+        if capacity:
+            line += f"   one server: {capacity:,.0f}/s -> {value / capacity:.3f} servers"
+        print(line)
+    if not server:
+        print(f"  (no make bench results at {bench_path}: run make bench for the ratio)")
 
 
 EXACT_TARGET = 100_000

@@ -20,7 +20,12 @@ listens, a beacon of the sender) then succeeds when its attenuation
 ``Links.draw`` does exactly that for the exact engine's beacons, and the fast
 engine does it in bulk. What counts as an opportunity, the sender's
 advertising, the phones' background states and the revisit rule are the phone
-profiles' business (``fast.PhoneArrays``).
+profiles' business: ``PhoneArrays`` (per phone: scan cycle, advertising,
+background), ``opportunities`` (which scans or beacons fall in a link's span)
+and ``simulate_opportunities`` (each one drawn, with the revisit rule). This
+opportunity model lives here, beside the links, because both engines share it:
+the fast engine draws counts or every opportunity from it, the exact engine
+draws the receptions it then delivers to the real phones.
 """
 
 from __future__ import annotations
@@ -30,14 +35,23 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from bluetrace.sim.arrays import hash_uniform, uniq
+from bluetrace.sim.arrays import hash_uniform
 from bluetrace.sim.radio import MIN_DISTANCE, normal_cdf
 from bluetrace.sim.world import World
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
 #: Salt of the per-pair detectability hash (``arrays.hash_uniform``).
 PAIR_SALT = 0x7061
+#: Cells (groups x opportunities) simulated at once for recorded receivers.
+BATCH_CELLS = 2_000_000
+#: Gaps drawn per profile for its scan cycle: every phone of a profile runs the same
+#: cycle of randomised gaps (about 2.8 h for OpenTrace Android) from its own phase.
+SCAN_CYCLE_BITS = 8
+SCAN_CYCLE_GAPS = 1 << SCAN_CYCLE_BITS
+#: Salt of the background-spell hash (``arrays.hash_uniform``).
+BACKGROUND_SALT = 0x6B67
 
 
 @dataclass(frozen=True)
@@ -94,7 +108,7 @@ def draw_links(
     m = intervals.size
     env = intervals["env"].astype(np.int64)
     offset = np.zeros(m)
-    for e in uniq(env).tolist():
+    for e in np.flatnonzero(np.bincount(env)).tolist():  # places present, ascending
         sel = env == e
         offset[sel] = world.radios[e].pair_offsets(rng, int(sel.sum()))
     a0 = np.array([r.a0 for r in world.radios])
@@ -123,3 +137,272 @@ def draw_links(
         threshold=thr[both],
         q=np.asarray((1.0 - sc.p_loss) * able, dtype=np.float64),
     )
+
+
+class PhoneArrays:
+    """Per-person arrays the engine needs, derived once from the world.
+
+    Scans: profile ``p`` has one cycle of SCAN_CYCLE_GAPS gaps drawn uniformly in
+    its ``scan_every`` (``cycle_start[p]``: each scan's start within the cycle,
+    ``cycle_length[p]``); a phone repeats it from its own random phase, so its
+    scans are the profile's randomised gaps and two phones are never in step.
+    Scan ``j`` of a phone starts at ``phase + (j // K) * length + start[j % K]``.
+    Advertising: on ``adv_on`` s, off ``adv_off`` s, from a random phase per phone.
+    Background: a phone is in the background in a spell of ``background_spell`` s
+    with probability ``background_share``, fixed per phone and spell by a hash.
+    """
+
+    def __init__(self, world: World, rng: np.random.Generator) -> None:
+        sc = world.scenario
+        profiles = [world.phone_profiles[name] for name in world.profile_names]
+        idx = world.profile.astype(np.int64)
+        n_prof = len(profiles)
+        self.seed = world.seed
+        self.profile = idx
+        self.listens = np.array([p.listens_always for p in profiles], dtype=bool)[idx]
+        self.skip = np.array([p.skip_after_hit for p in profiles], dtype=np.int64)[idx]
+        scan_period = np.array([max(p.mean_period, 1e-9) for p in profiles])[idx]
+        self.period = np.where(self.listens, sc.beacon_interval, scan_period)
+        k = SCAN_CYCLE_GAPS
+        starts = np.zeros((n_prof, k))
+        lengths = np.ones(n_prof)
+        for i, p in enumerate(profiles):
+            if p.listens_always:
+                continue
+            low, high = p.scan_every
+            gaps = rng.uniform(low, high, k) if high > low else np.full(k, low)
+            starts[i, 1:] = np.cumsum(gaps)[:-1]
+            lengths[i] = float(gaps.sum())
+        self.cycle_start = starts
+        self._start_flat = starts.ravel()
+        self.cycle_length = lengths
+        # Each profile's starts shifted into a band of its own: one sorted array.
+        self._band = 2.0 * float(lengths.max()) + 1.0
+        self._flat = (starts + self._band * np.arange(n_prof)[:, None]).ravel()
+        self.scan_phase = rng.uniform(0.0, 1.0, world.n) * lengths[idx]
+        self.beacon_phase = rng.uniform(0.0, 1.0, world.n) * sc.beacon_interval
+        self.window = np.array([0.0 if p.listens_always else p.scan_window
+                                for p in profiles])[idx]
+        self.revisit = np.array([0.0 if p.listens_always else p.revisit
+                                 for p in profiles])[idx]
+        self.adv_on = np.array([p.adv_on for p in profiles])[idx]
+        self.adv_off = np.array([p.adv_off for p in profiles])[idx]
+        cycle = self.adv_on + self.adv_off
+        self.adv_phase = rng.uniform(0.0, 1.0, world.n) * cycle
+        # Per-OS detection: [profile, background?] and [sender profile, receiver profile].
+        self.hear = np.array([[p.hear_fg, p.hear_bg] for p in profiles])
+        self.heard = np.array([[p.heard_fg, p.heard_bg] for p in profiles])
+        self.bg_share = np.array([p.background_share for p in profiles])
+        self.bg_spell = np.array([p.background_spell for p in profiles])
+        self.bg_visible = np.array([
+            [("*" in p.background_heard_by) or (r.os in p.background_heard_by)
+             for r in profiles]
+            for p in profiles
+        ], dtype=bool)
+        self.per_os = bool(
+            (self.hear[:, 0] < 1).any() or (self.heard[:, 0] < 1).any()
+            or ((self.bg_share > 0) & (
+                (self.hear[:, 1] < 1) | (self.heard[:, 1] < 1) | ~self.bg_visible.all(axis=1)
+            )).any()
+        )
+
+    # -- scans ----------------------------------------------------------------------------
+    def scans_before(self, person: IntArray, t: FloatArray) -> IntArray:
+        """Index of the first scan of each ``person`` that starts at or after ``t``."""
+        prof = self.profile[person]
+        length = self.cycle_length[prof]
+        u = t - self.scan_phase[person]
+        cycles = np.floor(u / length)
+        within = u - cycles * length
+        k = np.searchsorted(self._flat, prof * self._band + within, side="left")
+        return (cycles.astype(np.int64) * SCAN_CYCLE_GAPS
+                + (k - prof * SCAN_CYCLE_GAPS)).astype(np.int64)
+
+    def scan_time(self, person: IntArray, index: IntArray) -> FloatArray:
+        """Start time of scan ``index`` of ``person`` (arrays broadcast)."""
+        prof = self.profile[person]
+        # floor division and modulo by a power of two, as shifts (also for index < 0)
+        cycles = index >> SCAN_CYCLE_BITS
+        flat = (prof << SCAN_CYCLE_BITS) | (index & (SCAN_CYCLE_GAPS - 1))
+        return np.asarray(self.scan_phase[person] + cycles * self.cycle_length[prof]
+                          + self._start_flat[flat], dtype=np.float64)
+
+    # -- advertising and the background ---------------------------------------------------
+    def advertising_overlap(self, rx: IntArray, tx: IntArray) -> FloatArray:
+        """Chance a scan of ``rx`` at a random moment overlaps ``tx``'s advertising."""
+        cycle = self.adv_on[tx] + self.adv_off[tx]
+        share = np.minimum(1.0, (self.adv_on[tx] + self.window[rx]) / np.maximum(cycle, 1e-9))
+        return np.asarray(np.where(self.adv_off[tx] > 0, share, 1.0), dtype=np.float64)
+
+    def advertising_during(self, tx: IntArray, t: FloatArray, window: FloatArray) -> BoolArray:
+        """Whether ``tx`` advertises at some moment of [t, t + window]."""
+        on, off = self.adv_on[tx], self.adv_off[tx]
+        cycle = on + off
+        pos = np.mod(t - self.adv_phase[tx], np.maximum(cycle, 1e-9))
+        return np.asarray((off <= 0) | (pos < on) | (pos > cycle - window), dtype=bool)
+
+    def in_background(self, person: IntArray, t: FloatArray) -> BoolArray:
+        """Whether each phone is in the background at ``t`` (fixed per phone and spell)."""
+        prof = self.profile[person]
+        spell = np.floor(t / self.bg_spell[prof]).astype(np.int64)
+        u = hash_uniform(self.seed, BACKGROUND_SALT, person, spell)
+        return np.asarray(u < self.bg_share[prof], dtype=bool)
+
+    def os_factor_at(self, rx: IntArray, tx: IntArray, t: FloatArray) -> FloatArray:
+        """P(an opportunity at ``t`` is not lost to either phone's OS state)."""
+        pr, pt = self.profile[rx], self.profile[tx]
+        brx = self.in_background(rx, t)
+        btx = self.in_background(tx, t)
+        seen = np.where(btx, self.bg_visible[pt, pr], True)
+        return np.asarray(self.hear[pr, brx.astype(np.int64)]
+                          * self.heard[pt, btx.astype(np.int64)] * seen, dtype=np.float64)
+
+    def os_factor(self, rx: IntArray, tx: IntArray, t0: FloatArray, t1: FloatArray) -> FloatArray:
+        """The OS factor of a whole directed interval, for drawing only a count: the
+        states at its middle when it is shorter than both phones' spells (exact for
+        the city's 10-s steps), else the mean over independent states."""
+        if not self.per_os:
+            return np.ones(rx.size)
+        pr, pt = self.profile[rx], self.profile[tx]
+        at_mid = self.os_factor_at(rx, tx, 0.5 * (t0 + t1))
+        br, bt = self.bg_share[pr], self.bg_share[pt]
+        vis = self.bg_visible[pt, pr]
+        mean = np.zeros(rx.size)
+        for s_rx, w_rx in ((0, 1.0 - br), (1, br)):
+            for s_tx, w_tx in ((0, 1.0 - bt), (1, bt)):
+                f = self.hear[pr, s_rx] * self.heard[pt, s_tx] * (vis if s_tx else 1.0)
+                mean += w_rx * w_tx * f
+        short = (t1 - t0) <= np.minimum(self.bg_spell[pr], self.bg_spell[pt])
+        return np.asarray(np.where(short, at_mid, mean), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Opportunities:
+    """Detection opportunities of directed links: ``count`` of them from index
+    ``first``: the receiver's scans, or, for a receiver that listens always, the
+    sender's beacons (every ``beacon_interval`` s from its phase)."""
+
+    receiver: IntArray
+    sender: IntArray
+    scanning: BoolArray
+    first: IntArray
+    count: IntArray
+    beacon_interval: float
+
+    def times(self, phones: PhoneArrays, sel: IntArray, width: int) -> FloatArray:
+        """(len(sel), width) start times of opportunities 0..width-1 of rows ``sel``."""
+        j = self.first[sel][:, None] + np.arange(width)[None, :]
+        scanning = self.scanning[sel]
+        if not scanning.any():  # only beacons: skip the scan cycle look-up
+            return np.asarray(phones.beacon_phase[self.sender[sel]][:, None]
+                              + j * self.beacon_interval, dtype=np.float64)
+        scans = phones.scan_time(self.receiver[sel][:, None], j)
+        if scanning.all():
+            return scans
+        beacons = phones.beacon_phase[self.sender[sel]][:, None] + j * self.beacon_interval
+        return np.asarray(np.where(scanning[:, None], scans, beacons), dtype=np.float64)
+
+
+def opportunities(
+    phones: PhoneArrays, beacon_interval: float, rx: IntArray, tx: IntArray,
+    span: tuple[FloatArray, FloatArray],
+) -> Opportunities:
+    """The opportunities of each directed link in [t0, t1)."""
+    t0, t1 = span
+    use_beacon = phones.listens[rx]
+    first = phones.scans_before(rx, t0)
+    last = phones.scans_before(rx, t1)
+    if use_beacon.any():  # receivers that always listen count the sender's beacons
+        phase = phones.beacon_phase[tx]
+        b0 = np.ceil((t0 - phase) / beacon_interval)
+        b1 = np.ceil((t1 - phase) / beacon_interval)
+        first = np.where(use_beacon, b0.astype(np.int64), first)
+        last = np.where(use_beacon, b1.astype(np.int64), last)
+    return Opportunities(rx, tx, ~use_beacon, first.astype(np.int64),
+                         np.maximum(last - first, 0).astype(np.int64), beacon_interval)
+
+
+def simulate_opportunities(
+    rng: np.random.Generator, phones: PhoneArrays, links: Links, opp: Opportunities,
+    rows: IntArray,
+) -> tuple[IntArray, IntArray, IntArray, FloatArray, FloatArray]:
+    """Opportunity-by-opportunity draws for the directed links ``rows``.
+
+    An opportunity at time t succeeds when its attenuation is at most the
+    threshold, the sender advertises at some moment of the receiver's scan
+    window, U(0,1) < q x the OS factor at t, and the receiver's revisit rule
+    does not block it (no reading of this sender in the last ``revisit`` s).
+    Returns (hits per row, opportunities the revisit rule blocked per row,
+    position in ``rows`` of each detection, detection times, attenuations).
+    """
+    count = opp.count[rows]
+    hits = np.zeros(rows.size, dtype=np.int64)
+    blocked_total = np.zeros(rows.size, dtype=np.int64)
+    g_out: list[IntArray] = []
+    t_out: list[FloatArray] = []
+    a_out: list[FloatArray] = []
+    # Largest counts first: each batch is as wide as its first (widest) row.
+    order = np.argsort(-count, kind="stable")
+    start = 0
+    while start < order.size:
+        width = int(count[order[start]])
+        if width == 0:
+            break
+        n_rows = max(1, BATCH_CELLS // width)
+        pos = order[start : start + n_rows]
+        start += pos.size
+        sel = rows[pos]
+        rx, tx = links.receiver[sel], links.sender[sel]
+        valid = np.arange(width)[None, :] < count[pos][:, None]
+        t = opp.times(phones, sel, width)
+        noise = rng.standard_normal((sel.size, width))
+        att = links.mean[sel][:, None] + links.s_scan[sel][:, None] * noise
+        chance = np.broadcast_to(links.q[sel][:, None], t.shape)
+        if phones.per_os:
+            chance = chance * phones.os_factor_at(rx[:, None], tx[:, None], t)
+        luck = rng.random((sel.size, width)) < chance
+        ok = valid & (att <= links.threshold[sel][:, None]) & luck
+        if (phones.adv_off[tx] > 0).any():
+            window = np.where(opp.scanning[sel], phones.window[rx], 0.0)[:, None]
+            ok &= phones.advertising_during(tx[:, None], t, window)
+        revisit = phones.revisit[rx]
+        blocked = np.zeros(sel.size, dtype=np.int64)
+        if (revisit > 0).any():
+            ok, blocked = _revisit_rule(t, ok, valid, revisit)
+        gi, ji = np.nonzero(ok)
+        hits[pos] = ok.sum(axis=1)
+        blocked_total[pos] = blocked
+        g_out.append(pos[gi])
+        t_out.append(t[gi, ji])
+        a_out.append(att[gi, ji])
+    if not g_out:
+        empty_f = np.empty(0)
+        return hits, blocked_total, np.empty(0, dtype=np.int64), empty_f, empty_f
+    return (hits, blocked_total, np.concatenate(g_out), np.concatenate(t_out),
+            np.concatenate(a_out))
+
+
+def _revisit_rule(
+    t: FloatArray, ok: BoolArray, valid: BoolArray, revisit: FloatArray
+) -> tuple[BoolArray, IntArray]:
+    """Apply the revisit rule to (rows, opportunities) successes in time order: a
+    success is kept only when no kept reading of the row's sender falls in the
+    last ``revisit[row]`` s. Returns (kept successes, opportunities blocked per row).
+
+    Column by column in time (each row's state is the end of its last reading);
+    on transposed copies each column is contiguous, which is what makes the loop
+    cheap next to the draws.
+    """
+    rows = t.shape[0]
+    blocked = np.zeros(rows, dtype=np.int64)
+    until = np.full(rows, -np.inf)
+    t_cols = np.ascontiguousarray(t.T)
+    ok_cols = np.ascontiguousarray(ok.T)
+    valid_cols = np.ascontiguousarray(valid.T)
+    free = np.empty(rows, dtype=bool)
+    for t_col, ok_col, valid_col in zip(t_cols, ok_cols, valid_cols, strict=True):
+        np.greater_equal(t_col, until, out=free)
+        blocked += valid_col & ~free
+        np.logical_and(ok_col, free, out=ok_col)  # in place: ok_cols holds the result
+        np.copyto(until, t_col + revisit, where=ok_col)
+    return np.asarray(ok_cols.T), blocked

@@ -2,6 +2,7 @@
 
     bluetrace-sim run SCENARIO [--engine exact|fast] [--seed N] [--seeds K]
                   [--set key=value ...] [--sweep key=v1,v2,...] [--out DIR]
+                  [--scheduler tcp://HOST:PORT]
     bluetrace-sim scenarios
     bluetrace-sim sweep SWEEP.toml [--scheduler ADDRESS] [--workers N] [--out DIR]
     bluetrace-sim rules FILE.csv [--close-m 2.0] [--json]
@@ -20,6 +21,7 @@ import json
 import math
 import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import NoReturn
 
@@ -102,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-memory", type=_gib, metavar="GIB",
                      help="refuse a run whose estimated peak memory is above GIB GiB "
                      "(default: 3/4 of this machine's memory); at most 10,000 seeds")
+    run.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                     help="split the run by days over the Dask cluster whose scheduler is "
+                     "here (fast engine; the same results as one process, one day per task)")
     sub.add_parser("scenarios", help="list the built-in scenarios")
     sweep = sub.add_parser(
         "sweep",
@@ -216,11 +221,20 @@ def _run(args: argparse.Namespace) -> int:
             estimate_run(varied, seeds=args.seeds).check(args.max_memory)
     out = args.out or Path("sim-out") / f"{file_safe(scenario.name)}-{args.engine}-seed{args.seed}"
     enabled = {"auto": None, "on": True, "off": False}[args.progress]
-    with progress_bars(enabled) as bars:
-        runs, combined = run_seeds(scenario, seeds, args.engine, bars)
-        sweep = run_values(scenario, sweep_spec[0], sweep_spec[1], seeds=seeds,
-                           engine=args.engine, progress_for=bars) \
-            if sweep_spec else []
+    from bluetrace.sim import cluster  # noqa: PLC0415
+
+    if args.scheduler and args.engine != "fast":
+        raise UsageError("--scheduler splits fast-engine runs only")
+    on_cluster = cluster.scheduler(args.scheduler) if args.scheduler else nullcontext()
+    try:
+        with on_cluster, progress_bars(enabled) as bars:
+            runs, combined = run_seeds(scenario, seeds, args.engine, bars)
+            sweep = run_values(scenario, sweep_spec[0], sweep_spec[1], seeds=seeds,
+                               engine=args.engine, progress_for=bars) \
+                if sweep_spec else []
+    except cluster.ClusterError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
     from bluetrace.sim.report import headline, write_all  # noqa: PLC0415 (matplotlib is slow)
 
     report = write_all(out, scenario, args.engine, runs, combined=combined, sweep=sweep)

@@ -43,8 +43,13 @@ from bluetrace.server.connection import Output, ServerConnection, ServerEvent
 from bluetrace.server.core import Limits, ServerCore
 from bluetrace.server.stores import MemoryCheckStore, MemoryTempIDStore
 from bluetrace.sim.by_profile import PairDayCounter
-from bluetrace.sim.channel import draw_links
-from bluetrace.sim.fast import PhoneArrays, opportunities, simulate_opportunities
+from bluetrace.sim.channel import (
+    PhoneArrays,
+    draw_links,
+    opportunities,
+    simulate_opportunities,
+)
+from bluetrace.sim.fast import day_rng, day_stream_key
 from bluetrace.sim.result import (
     DETECTION_DTYPE,
     EngineResult,
@@ -306,6 +311,7 @@ def run_exact(
     rng = rng if rng is not None else np.random.default_rng([world.seed, 2])
     sim = ExactWorld(world, sc)
     phones_model = PhoneArrays(world, rng)
+    day_key = day_stream_key(rng)  # each day draws from its own stream, as in the fast engine
     total = sc.duration
     progress(0.0, total)
     sim.log_in_everyone()
@@ -317,7 +323,7 @@ def run_exact(
     for day, day_iv in world.iter_days():
         kept.append(day_iv[keep[day_iv["a"]] | keep[day_iv["b"]]])
         iv = day_iv[world.app[day_iv["a"]] & world.app[day_iv["b"]]]
-        receptions = _draw_day(sim, phones_model, iv, rng)
+        receptions = _draw_day(sim, phones_model, iv, day_rng(day_key, day))
         heard = np.zeros(2 * iv.size, dtype=bool)
         recorded = world.recorded.tolist()
         upload_time = sc.upload_time
