@@ -13,7 +13,8 @@ is bounded, so a bug shows as a failure, never a hang.
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from bluetrace.phone.core import MemoryContactStore, Phone, PhoneEvent
+from bluetrace.phone.contacts import MemoryContactStore
+from bluetrace.phone.core import Phone, PhoneEvent
 from bluetrace.protocol.clock import ManualClock
 from bluetrace.protocol.framing import FrameDecoder
 from bluetrace.protocol.messages import Message, encode

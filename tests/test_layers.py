@@ -23,6 +23,7 @@ SANS_IO = [
     "bluetrace.server.registry",
     "bluetrace.server.passwords",
     "bluetrace.phone.core",
+    "bluetrace.phone.contacts",
     "bluetrace.term.keys",
     "bluetrace.phone.shell",
     "bluetrace.phone.commands",

@@ -5,8 +5,8 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bluetrace.phone.contacts import LEFT_OUT_RUNS, MemoryContactStore
 from bluetrace.phone.core import (
-    LEFT_OUT_RUNS,
     BeaconAccepted,
     BeaconIgnored,
     BeaconMalformed,
@@ -16,7 +16,6 @@ from bluetrace.phone.core import (
     LoggedIn,
     LoggedOut,
     LoginResult,
-    MemoryContactStore,
     PhoneState,
     ServerError,
     TempIDIssued,

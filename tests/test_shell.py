@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from bluetrace.phone.core import MemoryContactStore
+from bluetrace.phone.contacts import MemoryContactStore
 from bluetrace.phone.shell import (
     BEACON_REPORTS_PER_SECOND,
     BLOCKED,

@@ -10,11 +10,18 @@ log's file is an injected store.
 
 import enum
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Protocol
+from typing import Final
 
+from bluetrace.phone.contacts import (
+    DEFAULT_MAX_CONTACTS,
+    DEFAULT_RETENTION,
+    DEFAULT_REWRITE_INTERVAL,
+    ContactLog,
+    ContactStore,
+)
 from bluetrace.protocol import wire
 from bluetrace.protocol.clock import Clock
 from bluetrace.protocol.errors import LocalProtocolError, ProtocolError
@@ -26,6 +33,7 @@ from bluetrace.protocol.messages import (
     LogoutReply,
     LogoutRequest,
     Message,
+    MomentKeyCache,
     RegisterReply,
     RegisterRequest,
     TempIDReply,
@@ -36,65 +44,11 @@ from bluetrace.protocol.messages import (
     decode_beacon,
     encode,
     encode_beacon,
-    moment_key,
 )
 from bluetrace.protocol.wire import ErrorCode, LoginStatus, RegisterStatus
 
-DEFAULT_RETENTION = 180.0
 DEFAULT_REPLY_TIMEOUT = 30.0
-DEFAULT_MAX_CONTACTS = 200_000
-"""As many entries as one upload may hold: more could never be uploaded.
-
-A full log keeps the newest contacts, the ones a tracer needs: each new
-contact replaces the oldest entry (protocol_spec.md, section 5), the user is
-told once per episode of fullness, and an upload says how many entries it
-left out."""
-LEFT_OUT_RUNS = 1024
-"""Entries pushed out of a full log are counted in runs of arrival time, at
-most this many per retention period, so the count an upload reports costs
-bounded memory however long a flood lasts; it may include entries up to
-1/1024 of the retention past their expiry."""
-DEFAULT_REWRITE_INTERVAL = 1.0
-"""Removals from the contact-log file are batched into at most one rewrite
-per interval, so a flood of expiring entries costs one rewrite a second,
-not one per entry."""
 Address = tuple[str, int]
-
-
-class ContactStore(Protocol):
-    """Where a phone keeps its contact log (``<username>_contactlog.txt``)."""
-
-    def load(self) -> tuple[list[TempIDWindow], list[str]]:
-        """Entries already stored, and a note for each line that was skipped."""
-
-    def append(self, window: TempIDWindow) -> None:
-        """Add one entry as a whole line; OSError if that failed."""
-
-    def rewrite(self, windows: Sequence[TempIDWindow]) -> None:
-        """Replace the whole log atomically; OSError if that failed."""
-
-
-class MemoryContactStore:
-    """A contact log in memory, for tests and the simulator."""
-
-    def __init__(self, entries: Sequence[TempIDWindow] = ()) -> None:
-        self.entries = list(entries)
-        self.rewrites = 0
-        self.fail = False
-
-    def load(self) -> tuple[list[TempIDWindow], list[str]]:
-        return list(self.entries), []
-
-    def append(self, window: TempIDWindow) -> None:
-        if self.fail:
-            raise OSError(28, "No space left on device")
-        self.entries.append(window)
-
-    def rewrite(self, windows: Sequence[TempIDWindow]) -> None:
-        if self.fail:
-            raise OSError(28, "No space left on device")
-        self.entries = list(windows)
-        self.rewrites += 1
 
 
 # -- events -------------------------------------------------------------------
@@ -273,25 +227,16 @@ class Phone:
     ) -> None:
         self.clock = clock
         self.open_store = open_store
-        self.retention = retention
         self.reply_timeout = reply_timeout
-        self.max_contacts = max_contacts
-        self.rewrite_interval = rewrite_interval
+        self.contact_log = ContactLog(
+            retention=retention, max_contacts=max_contacts, rewrite_interval=rewrite_interval
+        )
         self.refresh_before = refresh_before
         """Seconds before the TempID expires at which a new one is requested on
         its own (the specification's list of improvements); None: never."""
         self.state = PhoneState.LOGGED_OUT
         self.username: str | None = None
         self.tempid: TempIDWindow | None = None
-        self.store: ContactStore | None = None
-        self._contacts: deque[tuple[float, TempIDWindow]] = deque()
-        """(monotonic arrival, entry), oldest first: with one retention for
-        all, arrival order is also removal order."""
-        self._pushed_out: deque[list[float]] = deque()
-        """Runs of entries a full log pushed out, oldest first, each
-        [first arrival, last arrival, count]: see LEFT_OUT_RUNS."""
-        self._full = False
-        """In an episode of fullness (the user has been told)."""
         self._decoder = FrameDecoder()
         self._out = bytearray()
         self._events: list[PhoneEvent] = []
@@ -300,13 +245,10 @@ class Phone:
         self._sent_entries = 0
         self._left_out = 0
         self._pending_username: str | None = None
-        self._file_stale = False
-        self._last_rewrite = float("-inf")
         self._beacon: bytes | None = None
         """The current TempID's datagram, built once: it changes only with the TempID."""
         self._refresh_at: float | None = None
-        self._key_of: datetime | None = None
-        self._key = ""
+        self._moment_keys = MomentKeyCache()
         """The wall clock's reading as a moment_key, kept while it is the same second."""
 
     # -- what the host reads --------------------------------------------------
@@ -326,7 +268,46 @@ class Phone:
 
     @property
     def contacts(self) -> list[TempIDWindow]:
-        return [entry for _, entry in self._contacts]
+        return self.contact_log.entries
+
+    @property
+    def store(self) -> ContactStore | None:
+        """The contact log's file; None before the first login."""
+        return self.contact_log.store
+
+    # The contact log's settings, read and set on the phone as before the log
+    # was an object of its own.
+    @property
+    def retention(self) -> float:
+        return self.contact_log.retention
+
+    @retention.setter
+    def retention(self, seconds: float) -> None:
+        self.contact_log.retention = seconds
+
+    @property
+    def max_contacts(self) -> int:
+        return self.contact_log.max_contacts
+
+    @max_contacts.setter
+    def max_contacts(self, limit: int) -> None:
+        self.contact_log.max_contacts = limit
+
+    @property
+    def rewrite_interval(self) -> float:
+        return self.contact_log.rewrite_interval
+
+    @rewrite_interval.setter
+    def rewrite_interval(self, seconds: float) -> None:
+        self.contact_log.rewrite_interval = seconds
+
+    @property
+    def _pushed_out(self) -> deque[list[float]]:
+        return self.contact_log.pushed_out
+
+    def left_out(self, now: float) -> int:
+        """Entries pushed out of a full log that would still be held now."""
+        return self.contact_log.left_out(now)
 
     def data_to_send(self) -> bytes:
         data = bytes(self._out)
@@ -341,14 +322,13 @@ class Phone:
         """The nearest of: the reply deadline, the oldest entry's removal, the
         batched rewrite of the file, the TempID refresh (not while busy)."""
         best = self._reply_deadline
-        if self._contacts:
-            expiry = self._contacts[0][0] + self.retention
-            if best is None or expiry < best:
-                best = expiry
-        if self._file_stale:
-            rewrite = self._last_rewrite + self.rewrite_interval
-            if best is None or rewrite < best:
-                best = rewrite
+        log = self.contact_log
+        expiry = log.next_expiry()
+        if expiry is not None and (best is None or expiry < best):
+            best = expiry
+        rewrite = log.next_rewrite()
+        if rewrite is not None and (best is None or rewrite < best):
+            best = rewrite
         refresh = self._refresh_at
         if refresh is not None and self._waiting is None and (best is None or refresh < best):
             best = refresh
@@ -404,7 +384,8 @@ class Phone:
 
     def receive_beacon(self, datagram: bytes, sender: Address, now: float) -> None:
         """A datagram arrived on the beacon port."""
-        if self.store is None:  # no contact log before the first login
+        log = self.contact_log
+        if log.store is None:  # no contact log before the first login
             self._events.append(BeaconIgnored(sender, "not logged in"))
             return
         try:
@@ -416,55 +397,20 @@ class Phone:
             self._events.append(BeaconIgnored(sender, "it carries this phone's own TempID"))
             return
         at = self.clock.wall()
-        if at is not self._key_of:
-            self._key_of, self._key = at, moment_key(at)
-        if not window.contains_key(self._key):
+        if not window.contains_key(self._moment_keys.key(at)):
             self._events.append(BeaconRejected(window, sender, at))
             return
         try:
-            self.store.append(window)
+            began_full = log.add(window, now)
         except OSError as exc:
             self._events.append(BeaconAccepted(window, sender, at))
             self._events.append(
                 StoreFailed(f"could not save it to the contact log: {exc.strerror or exc}")
             )
             return
-        if len(self._contacts) >= self.max_contacts:
-            # Full: the newest contacts are the ones a tracer needs, so the
-            # oldest entry makes room; the file loses it at the next rewrite.
-            self._push_out(now)
-            if not self._full:
-                self._full = True
-                self._events.append(ContactLogFull(self.max_contacts))
-        self._contacts.append((now, window))
+        if began_full:
+            self._events.append(ContactLogFull(log.max_contacts))
         self._events.append(BeaconAccepted(window, sender, at))
-
-    def _push_out(self, now: float) -> None:
-        """Drop the oldest entry (or entries) so that one more fits, and count them."""
-        while self._contacts and len(self._contacts) >= self.max_contacts:
-            arrival, _ = self._contacts.popleft()
-            self._count_left_out(arrival, 1)
-        self._file_stale = True
-        self._forget_left_out(now)
-
-    def _count_left_out(self, arrival: float, count: int) -> None:
-        runs = self._pushed_out
-        if runs and arrival - runs[-1][0] <= self.retention / LEFT_OUT_RUNS:
-            runs[-1][1] = max(runs[-1][1], arrival)
-            runs[-1][2] += count
-        else:
-            runs.append([arrival, arrival, count])
-
-    def _forget_left_out(self, now: float) -> None:
-        """Runs whose entries would have expired by now no longer count."""
-        runs = self._pushed_out
-        while runs and runs[0][1] + self.retention <= now:
-            runs.popleft()
-
-    def left_out(self, now: float) -> int:
-        """Entries pushed out of a full log that would still be held now."""
-        self._forget_left_out(now)
-        return int(sum(run[2] for run in self._pushed_out))
 
     # -- input from the server -------------------------------------------------
     def receive_data(self, data: bytes, now: float) -> None:
@@ -506,17 +452,15 @@ class Phone:
             elif self._waiting is None:
                 self._refresh_at = None
                 self.request_tempid(now)
-        expired = 0
-        while self._contacts and self._contacts[0][0] + self.retention <= now:
-            self._contacts.popleft()
-            expired += 1
+        expired = self.contact_log.expire(now)
         if expired:
-            self._file_stale = True
             self._events.append(ContactsExpired(expired))
-            if self._full and len(self._contacts) < self.max_contacts:
-                self._full = False  # the episode is over; the next one is told again
-        if self._file_stale and now >= self._last_rewrite + self.rewrite_interval:
-            self._rewrite(now)
+        try:
+            self.contact_log.rewrite_if_due(now)
+        except OSError as exc:
+            self._events.append(
+                StoreFailed(f"could not update the contact log: {exc.strerror or exc}")
+            )
 
     def _schedule_refresh(self, window: TempIDWindow, now: float) -> None:
         """Ask for the next TempID ``refresh_before`` seconds before this one
@@ -525,24 +469,6 @@ class Phone:
             return
         left = (window.expiry - self.clock.wall()).total_seconds() + 1.0
         self._refresh_at = now + max(0.0, left - self.refresh_before)
-
-    def _next_expiry(self) -> float | None:
-        return self._contacts[0][0] + self.retention if self._contacts else None
-
-    def _next_rewrite(self) -> float | None:
-        return self._last_rewrite + self.rewrite_interval if self._file_stale else None
-
-    def _rewrite(self, now: float) -> None:
-        self._file_stale = False
-        self._last_rewrite = now
-        if self.store is None:
-            return
-        try:
-            self.store.rewrite(self.contacts)
-        except OSError as exc:
-            self._events.append(
-                StoreFailed(f"could not update the contact log: {exc.strerror or exc}")
-            )
 
     # -- internals ------------------------------------------------------------------
     def _check_can_send(self, *, logged_in: bool) -> None:
@@ -605,30 +531,14 @@ class Phone:
         self.username = username
         self.state = PhoneState.LOGGED_IN
         try:
-            self.store = self.open_store(username)
+            store = self.open_store(username)
         except OSError as exc:
             # No contact log, no phone: say why and leave cleanly.
             self._events.append(StoreFailed(str(exc.strerror or exc), fatal=True))
             self._request(Waiting.LOGOUT, LogoutRequest(), self.clock.monotonic())
             return
-        try:
-            entries, problems = self.store.load()
-        except OSError as exc:
-            entries, problems = [], [f"cannot read it ({exc.strerror or exc}); starting empty"]
-        now = self.clock.monotonic()
-        # Entries found at start are treated as received now (spec-notes, section 4).
-        # Past the cap the newest are kept, as a full log keeps them.
-        kept = entries[max(0, len(entries) - self.max_contacts) :]
-        self._contacts.extend((now, entry) for entry in kept)
-        if len(entries) > len(kept):
-            over = len(entries) - len(kept)
-            self._count_left_out(now, over)
-            self._file_stale = True
-            problems.append(
-                f"it holds more than the cap of {self.max_contacts:,} entries; the "
-                f"{over:,} oldest {'is' if over == 1 else 'are'} left out and will be removed"
-            )
-        self._events.append(LoggedIn(username, len(kept), tuple(problems)))
+        kept, problems = self.contact_log.open(store, self.clock.monotonic())
+        self._events.append(LoggedIn(username, kept, tuple(problems)))
 
     def _error(self, error: ErrorReply) -> None:
         waiting = self._answered()

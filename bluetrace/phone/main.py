@@ -23,12 +23,8 @@ from pathlib import Path
 from bluetrace import __version__
 from bluetrace.phone.commands import HELP_TEXT
 from bluetrace.phone.contactfile import contact_line, load_contact_log
-from bluetrace.phone.core import (
-    DEFAULT_MAX_CONTACTS,
-    DEFAULT_REPLY_TIMEOUT,
-    DEFAULT_RETENTION,
-    Phone,
-)
+from bluetrace.phone.contacts import DEFAULT_MAX_CONTACTS, DEFAULT_RETENTION
+from bluetrace.phone.core import DEFAULT_REPLY_TIMEOUT, Phone
 from bluetrace.phone.shell import (
     Connect,
     Disconnect,

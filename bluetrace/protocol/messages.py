@@ -186,6 +186,29 @@ def moment_key(moment: datetime) -> str:
     )
 
 
+class MomentKeyCache:
+    """The :func:`moment_key` of the latest wall-clock reading, formatted once
+    per second however many beacons arrive in it.
+
+    A reading is matched by value, not by identity: every :class:`Clock
+    <bluetrace.protocol.clock.Clock>` reads whole seconds, so equal readings
+    are the same second whichever clock made them, and a clock that happens
+    to return one object per second (the simulator's) is only a faster hit.
+    """
+
+    __slots__ = ("_key", "_moment")
+
+    def __init__(self) -> None:
+        self._moment: datetime | None = None
+        self._key = ""
+
+    def key(self, moment: datetime) -> str:
+        """``moment_key(moment)``, reused while the reading is unchanged."""
+        if moment != self._moment:
+            self._moment, self._key = moment, moment_key(moment)
+        return self._key
+
+
 def _window(tempid: str, start: str, expiry: str) -> TempIDWindow:
     """A window from texts the fast codec has just checked: no second check."""
     window: TempIDWindow = _new(TempIDWindow)

@@ -31,9 +31,9 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from bluetrace.phone.contacts import MemoryContactStore
 from bluetrace.phone.core import (
     BeaconAccepted,
-    MemoryContactStore,
     Phone,
     PhoneEvent,
     TempIDIssued,
