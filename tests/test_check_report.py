@@ -20,7 +20,7 @@ from bluetrace.protocol.messages import (
     UploadRequest,
 )
 from bluetrace.protocol.wire import MAX_UPLOAD_CHUNK, LoginStatus
-from bluetrace.server.connection import REPORT_ENTRIES
+from bluetrace.server.upload import REPORT_ENTRIES
 from tests.harness import running_server
 
 UPLOADER = ("+61410999999", "bada4568")

@@ -19,6 +19,7 @@ SANS_IO = [
     "bluetrace.protocol",  # every module of the package
     "bluetrace.server.core",
     "bluetrace.server.connection",
+    "bluetrace.server.upload",
     "bluetrace.server.stores",
     "bluetrace.server.registry",
     "bluetrace.server.passwords",

@@ -12,7 +12,7 @@ slice of work per call.
 """
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 from bluetrace.protocol import wire
@@ -29,7 +29,6 @@ from bluetrace.protocol.messages import (
     RegisterRequest,
     TempIDReply,
     TempIDRequest,
-    TempIDWindow,
     UploadReply,
     UploadRequest,
     encode,
@@ -39,17 +38,8 @@ from bluetrace.protocol.timefmt import format_timestamp
 from bluetrace.protocol.wire import ErrorCode, LoginStatus, RegisterStatus
 from bluetrace.server import passwords
 from bluetrace.server.core import ServerCore
-from bluetrace.server.stores import CheckBatch, CheckRecord
+from bluetrace.server.upload import CHECKS_NOT_RECORDED, DISCARD_TEXT, Checking, Upload
 
-REPORT_ENTRIES: Final = 1_000
-"""Entries of one upload shown on the server's terminal, in each of its two
-lists. An upload up to this size is reported exactly as the specification
-shows it; a larger one shows its first entries and a line saying how many
-more there are, how many known contacts are among them, and that all of
-them are in contact_checks.txt (the record; the terminal is a report). So
-a 200,000-entry upload reports in about 130 KB, not 27 MB that no terminal
-could show and the 4 MiB output buffer would drop."""
-CHECKS_FILE_NAME: Final = "contact_checks.txt"
 PRE_LOGIN_MAX_BODY = 2 * (1 + wire.MAX_TEXT_LEN)
 """Before login only LOGIN is legal, so a stranger may not make us buffer more."""
 
@@ -128,9 +118,6 @@ _REGISTER_REPLIES = {
 TEMPID_NOT_RECORDED = ErrorReply(
     ErrorCode.STORAGE, "the server could not record a TempID; try later"
 )
-CHECKS_NOT_RECORDED = ErrorReply(
-    ErrorCode.STORAGE, "the server could not record the contact check; upload again later"
-)
 
 
 _FIXED_ERRORS = {
@@ -156,111 +143,7 @@ def _encoded(message: Message) -> bytes:
     return prebuilt if prebuilt is not None else encode(message)
 
 
-_DISCARD_TEXT = {
-    ErrorCode.TOO_LARGE: "an upload may hold at most {limit:,} entries; "
-    "this one had {count:,} and was discarded",
-    ErrorCode.RATE_LIMITED: "too many upload entries from this user lately; "
-    "the upload ({count:,} entries) was discarded, try again later",
-    ErrorCode.BUSY: "the server is busy with other uploads; "
-    "the upload ({count:,} entries) was discarded, try again later",
-}
 
-
-@dataclass
-class _Upload:
-    """An upload between its first and its final chunk."""
-
-    started: str
-    count: int = 0
-    chunks: list[tuple[TempIDWindow, ...]] = field(default_factory=list)
-
-
-class _Checking:
-    """The final chunk has arrived: check the entries a slice per call.
-
-    The check log takes one upload at a time, so the first calls may only
-    wait for this upload's turn. Then each slice also does its share of the
-    telling: its terminal lines are joined and its records handed to the
-    store (which writes them at once), so the call that finishes the upload
-    has only the last slice and a commit line left, and one large upload
-    cannot stall the loop for the others. The result is still told as one
-    whole, once all is checked and recorded.
-    """
-
-    def __init__(self, core: ServerCore, owner: object, uploader: str, upload: _Upload) -> None:
-        self.core = core
-        self.owner = owner
-        self.uploader = uploader
-        self.upload = upload
-        self.shown: list[str] = [f"received contact log from {uploader}"]
-        self.checked: list[str] = ["Contact log checking"]
-        self.batch: CheckBatch | None = None
-        self.reported = 0
-        """Entries shown so far (at most REPORT_ENTRIES)."""
-        self.known_unshown = 0
-        """Known contacts among the entries past REPORT_ENTRIES."""
-        self._entries = (entry for chunk in upload.chunks for entry in chunk)
-
-    def step(self, budget: int) -> bool:
-        """Check up to ``budget`` entries; True once all are checked."""
-        if self.batch is None:
-            self.batch = self.core.start_checks(self.owner, self.upload.count)
-            if self.batch is None:
-                return False  # another upload is being recorded: wait a turn
-        lookup = self.core.tempids.get
-        started, uploader = self.upload.started, self.uploader
-        shown: list[str] = []
-        checked: list[str] = []
-        records: list[CheckRecord] = []
-        done = True
-        for entry in self._entries:
-            tempid, start, expiry = entry.fields_text()
-            contact = lookup(tempid)
-            if self.reported < REPORT_ENTRIES:
-                self.reported += 1
-                shown += (f"{tempid},", f"{start},", f"{expiry};")
-                if contact is None:
-                    checked.append(f"{tempid}: unknown TempID")
-                else:
-                    checked += (f"{contact},", f"{start},", f"{tempid};")
-            elif contact is not None:
-                self.known_unshown += 1
-            records.append(CheckRecord(started, uploader, tempid, start, expiry, contact))
-            budget -= 1
-            if budget <= 0:
-                done = False
-                break
-        if shown:
-            self.shown.append("\n".join(shown))
-            self.checked.append("\n".join(checked))
-        if records:
-            self.batch.add(records)
-        return done
-
-    def abort(self) -> None:
-        """Dropped before it was recorded: take back what was written, give up the turn."""
-        if self.batch is not None:
-            self.batch.abort()
-        self.core.end_checks(self.owner)
-
-    def text(self) -> str:
-        """The terminal report: the specification's two lists, each cut
-        after REPORT_ENTRIES entries with a line that says what was cut."""
-        count = self.upload.count
-        more = count - self.reported
-        if more <= 0:
-            return "\n".join(self.shown + self.checked)
-        known = self.known_unshown
-        contacts = f"{known:,} known contact{'' if known == 1 else 's'} among them"
-        return "\n".join(
-            [
-                *self.shown,
-                f"... and {more:,} more entries not shown ({count:,} in all)",
-                *self.checked,
-                f"... and {more:,} more checks not shown ({contacts}): "
-                f"all {count:,} are in {CHECKS_FILE_NAME}",
-            ]
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,10 +185,10 @@ class ServerConnection:
         self._linger_deadline: float | None = None
         self._peer_done = False
         self._closed = False
-        self._upload: _Upload | None = None
+        self._upload: Upload | None = None
         self._discarded = 0
         self._discard_code = ErrorCode.TOO_LARGE
-        self._checking: _Checking | None = None
+        self._checking: Checking | None = None
         self._more_work = False
         self._last_frame = now
         self._waiting: _Waiting | None = None
@@ -578,7 +461,7 @@ class ServerConnection:
             return
         upload = self._upload
         if state is State.LOGGED_IN or upload is None:
-            upload = self._upload = _Upload(format_timestamp(self.core.clock.wall()))
+            upload = self._upload = Upload(format_timestamp(self.core.clock.wall()))
             within = (Event.UPLOAD_FINAL, Event.UPLOAD_MORE)
         else:
             within = (Event.UPLOAD_FINAL_WITHIN, Event.UPLOAD_MORE_WITHIN)
@@ -589,12 +472,11 @@ class ServerConnection:
             event = Event.UPLOAD_FINAL_REFUSED if final else Event.UPLOAD_MORE_REFUSED
             self._discard(upload, size, refusal)
         else:
-            upload.count += size
-            upload.chunks.append(chunk.entries)
+            upload.hold(chunk.entries)
             event = within[0] if final else within[1]
         self._apply(event, now)
 
-    def _discard(self, upload: _Upload, size: int, code: ErrorCode) -> None:
+    def _discard(self, upload: Upload, size: int, code: ErrorCode) -> None:
         """Drop what the upload holds and count the rest as it passes."""
         self.core.release_entries(upload.count)
         self._discarded = upload.count + size
@@ -684,7 +566,7 @@ class ServerConnection:
         elif reply is Reply.UPLOAD:
             if self._upload is None or self.username is None:
                 raise RuntimeError("an upload reply with no upload in progress")
-            self._checking = _Checking(self.core, self, self.username, self._upload)
+            self._checking = Checking(self.core, self, self.username, self._upload)
             self._upload = None
         elif reply is Reply.LOGOUT:
             self._send(_LOGOUT_REPLY, output=f"{self.username} logout")
@@ -707,7 +589,7 @@ class ServerConnection:
         if reply in (Reply.TOO_LARGE_DISCARDED, Reply.REFUSED_DISCARDED, Reply.DISCARD_END):
             count, code = self._discarded, self._discard_code
             self._discarded = 0
-            return code, _DISCARD_TEXT[code].format(
+            return code, DISCARD_TEXT[code].format(
                 limit=self.limits.max_upload_entries, count=count
             )
         if reply is Reply.UNEXPECTED_REQUEST and not why:
@@ -743,11 +625,8 @@ class ServerConnection:
         checking, self._checking = self._checking, None
         if checking is None:
             return
-        self.core.release_entries(checking.upload.count)
-        if checking.batch is None:
-            raise RuntimeError("an upload checked before its turn")
         try:
-            checking.batch.finish()  # durable at the next group commit
+            checking.finish()  # durable at the next group commit
         except OSError as exc:
             self._events.append(
                 Log(
@@ -757,8 +636,6 @@ class ServerConnection:
             )
             self._send(CHECKS_NOT_RECORDED)
             return
-        finally:
-            self.core.end_checks(self)
         self._send(
             UploadReply(checking.upload.count),
             durable=True,
