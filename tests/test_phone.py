@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,8 @@ from bluetrace.phone.core import (
     UploadAcknowledged,
     UploadRefused,
 )
-from bluetrace.protocol.messages import TempIDWindow, encode_beacon
+from bluetrace.protocol.errors import DataAfterEndError
+from bluetrace.protocol.messages import LogoutReply, TempIDWindow, encode, encode_beacon
 from bluetrace.protocol.wire import MAX_UPLOAD_CHUNK, ErrorCode, LoginStatus
 from bluetrace.server.core import Limits
 from bluetrace.testing import START, USERS, ConnectionPair, ServerSide
@@ -335,3 +337,13 @@ def test_a_long_flood_keeps_the_left_out_count_in_bounded_memory() -> None:
     assert len(pair.phone._pushed_out) <= LEFT_OUT_RUNS + 1
     # those of the last 10 s, less the one the log holds, to within a run's width
     assert 998 <= pair.phone.left_out(pair.clock.monotonic()) <= 1_000
+
+
+@pytest.mark.parametrize("logged_in", [False, True])
+def test_bytes_after_the_end_of_the_stream_are_a_host_error(logged_in: bool) -> None:
+    pair = logged_in_pair() if logged_in else ConnectionPair()
+    now = pair.clock.monotonic()
+    pair.phone.receive_data(b"", now)
+    pair.phone.receive_data(b"", now)  # saying it again is harmless
+    with pytest.raises(DataAfterEndError, match="after the end of the stream"):
+        pair.phone.receive_data(encode(LogoutReply()), now)

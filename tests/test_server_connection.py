@@ -5,6 +5,7 @@ from datetime import datetime
 import pytest
 
 from bluetrace.protocol import wire
+from bluetrace.protocol.errors import DataAfterEndError
 from bluetrace.protocol.messages import (
     ErrorReply,
     LoginReply,
@@ -360,3 +361,16 @@ def test_the_pre_login_cap_is_the_largest_login() -> None:
     assert len(encode(longest)) - wire.FRAME_HEADER_LEN == PRE_LOGIN_MAX_BODY
     link = ServerSide({"u" * 255: "p" * 255}).connect()
     assert status_of(link.send(longest)) is LoginStatus.OK
+
+
+# -- the end of the stream ------------------------------------------------------
+@pytest.mark.parametrize("first", [b"", encode(LoginRequest(ALICE, USERS[ALICE]))])
+def test_bytes_after_the_end_of_the_stream_are_a_host_error(first: bytes) -> None:
+    """As in h11: once the host has said the stream ended, more bytes from the
+    same stream are a bug in the host, told at once rather than dropped."""
+    link = ServerSide().connect()
+    link.feed(first)
+    link.close_from_client()
+    link.close_from_client()  # saying it again is harmless
+    with pytest.raises(DataAfterEndError, match="after the end of the stream"):
+        link.connection.receive_data(encode(LogoutRequest()), 0.0)

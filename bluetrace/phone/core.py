@@ -24,7 +24,7 @@ from bluetrace.phone.contacts import (
 )
 from bluetrace.protocol import wire
 from bluetrace.protocol.clock import Clock
-from bluetrace.protocol.errors import LocalProtocolError, ProtocolError
+from bluetrace.protocol.errors import DataAfterEndError, LocalProtocolError, ProtocolError
 from bluetrace.protocol.framing import FrameDecoder, _NeedData
 from bluetrace.protocol.messages import (
     ErrorReply,
@@ -245,6 +245,8 @@ class Phone:
         self._sent_entries = 0
         self._left_out = 0
         self._pending_username: str | None = None
+        self._stream_ended = False
+        """receive_data(b"") was called: the server's stream is over."""
         self._beacon: bytes | None = None
         """The current TempID's datagram, built once: it changes only with the TempID."""
         self._refresh_at: float | None = None
@@ -336,7 +338,19 @@ class Phone:
 
     # -- requests ---------------------------------------------------------------
     def login(self, username: str, password: str, now: float) -> None:
-        """Send LOGIN. LocalProtocolError if the texts cannot be credentials."""
+        """Send LOGIN; the reply comes as :class:`LoginResult` (and, when it is
+        OK, :class:`LoggedIn` once the contact log is open).
+
+        Returns:
+            Nothing: the request waits in :meth:`data_to_send`, and the reply
+            is due within ``reply_timeout`` (:meth:`get_timer`).
+
+        Raises:
+            PhoneBusyError: another request still waits for its reply (one
+                at a time, so replies need no identifiers).
+            LocalProtocolError: the connection is over, the phone is already logged in, or
+                the texts cannot be credentials (nothing is sent).
+        """
         self._check_can_send(logged_in=False)
         request = LoginRequest(username, password)
         self._pending_username = username
@@ -349,12 +363,34 @@ class Phone:
         self._request(Waiting.REGISTER, RegisterRequest(username, password), now)
 
     def request_tempid(self, now: float) -> None:
+        """Send TEMPID_REQUEST; the reply comes as :class:`TempIDIssued`, and
+        the new TempID is what :meth:`make_beacon` sends from then on.
+
+        Returns:
+            Nothing: the request waits in :meth:`data_to_send`.
+
+        Raises:
+            PhoneBusyError: another request still waits for its reply (one
+                at a time, so replies need no identifiers).
+            LocalProtocolError: the connection is over or the phone is not logged in.
+        """
         self._check_can_send(logged_in=True)
         self._request(Waiting.TEMPID, TempIDRequest(), now)
 
     def upload(self, now: float) -> int:
         """Send the whole contact log in chunks (an empty log is one empty
-        final chunk); returns how many entries went."""
+        final chunk); the reply comes as :class:`UploadAcknowledged` or
+        :class:`UploadRefused`.
+
+        Returns:
+            How many entries went (the log as it is now; entries a full log
+            pushed out are counted in the acknowledgement, not sent).
+
+        Raises:
+            PhoneBusyError: another request still waits for its reply (one
+                at a time, so replies need no identifiers).
+            LocalProtocolError: the connection is over or the phone is not logged in.
+        """
         self._check_can_send(logged_in=True)
         entries = self.contacts
         size = wire.MAX_UPLOAD_CHUNK
@@ -369,6 +405,17 @@ class Phone:
         return len(entries)
 
     def logout(self, now: float) -> None:
+        """Send LOGOUT; the reply comes as :class:`LoggedOut` (the server's
+        close in its place counts too), and the connection is over.
+
+        Returns:
+            Nothing: the request waits in :meth:`data_to_send`.
+
+        Raises:
+            PhoneBusyError: another request still waits for its reply (one
+                at a time, so replies need no identifiers).
+            LocalProtocolError: the connection is over or the phone is not logged in.
+        """
         self._check_can_send(logged_in=True)
         self._request(Waiting.LOGOUT, LogoutRequest(), now)
 
@@ -414,10 +461,25 @@ class Phone:
 
     # -- input from the server -------------------------------------------------
     def receive_data(self, data: bytes, now: float) -> None:
-        """Bytes from the server; ``b""`` when it closed the connection."""
+        """Bytes from the server; ``b""`` when it closed the connection.
+
+        Returns:
+            Nothing: replies come as events (:meth:`next_events`). Bytes the
+            phone cannot read, or a reply to nothing it asked, are not raised:
+            they end the connection with :class:`ConnectionClosed`, as does
+            ``b""`` (or :class:`LoggedOut`, when it answers a LOGOUT). Once the
+            connection is over, bytes are dropped.
+
+        Raises:
+            DataAfterEndError: bytes after ``b""`` had ended the stream (a
+                further ``b""`` is harmless).
+        """
+        if data and self._stream_ended:
+            raise DataAfterEndError("receive_data was given bytes after the end of the stream")
         if self.state is PhoneState.CLOSED:
             return
         if not data:
+            self._stream_ended = True
             if self._waiting is Waiting.LOGOUT:
                 self._logged_out()
             else:
@@ -443,6 +505,18 @@ class Phone:
 
     # -- time ---------------------------------------------------------------------
     def handle_timer(self, now: float) -> None:
+        """Act on what :meth:`get_timer` named as due (early calls do nothing):
+        give up on a reply that is late, ask for the next TempID before this
+        one expires, remove expired contacts, rewrite the contact-log file.
+
+        Returns:
+            Nothing: what happened comes as events (:class:`ConnectionClosed`,
+            :class:`ContactsExpired`, :class:`StoreFailed`, ...).
+
+        Raises:
+            Nothing: a failed rewrite is :class:`StoreFailed`, and the removed
+            entries stay in the file until a later removal makes a rewrite due.
+        """
         if self._reply_deadline is not None and now >= self._reply_deadline:
             waited = self.reply_timeout
             self._close(f"the server did not answer within {waited:g} seconds")

@@ -18,4 +18,10 @@ class FrameTooLargeError(RemoteProtocolError):
 
 
 class LocalProtocolError(ProtocolError):
-    """We were asked to build a message that the protocol cannot carry."""
+    """We were asked for something the protocol cannot do: a message it cannot
+    carry, or a call its state does not allow."""
+
+
+class DataAfterEndError(LocalProtocolError):
+    """The host fed bytes after it had said the stream ended (``b""``), as
+    h11 refuses them: a bug in the host, which must not be dropped unseen."""

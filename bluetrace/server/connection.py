@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from bluetrace.protocol import wire
-from bluetrace.protocol.errors import FrameTooLargeError, ProtocolError
+from bluetrace.protocol.errors import DataAfterEndError, FrameTooLargeError, ProtocolError
 from bluetrace.protocol.framing import FrameDecoder, _NeedData
 from bluetrace.protocol.messages import (
     ErrorReply,
@@ -184,6 +184,8 @@ class ServerConnection:
         self._closing: Closing | None = None
         self._linger_deadline: float | None = None
         self._peer_done = False
+        self._stream_ended = False
+        """receive_data(b"") was called: the peer's stream is over."""
         self._closed = False
         self._upload: Upload | None = None
         self._discarded = 0
@@ -261,10 +263,24 @@ class ServerConnection:
     def receive_data(self, data: bytes, now: float, budget: int | None = None) -> None:
         """Bytes from the peer; ``b""`` when the peer has closed its side.
         ``budget``: work units this call may do (at most the per-call budget);
-        what is left waits for :meth:`continue_work`."""
+        what is left waits for :meth:`continue_work`.
+
+        Returns:
+            Nothing: replies wait in :meth:`data_to_send`, events in
+            :meth:`next_events`. Once the connection is closed, or while it
+            closes, bytes are read and dropped. A broken frame is not raised:
+            the peer is told (MALFORMED or TOO_LARGE) and the connection closes.
+
+        Raises:
+            DataAfterEndError: bytes after ``b""`` had ended the stream (a
+                further ``b""`` is harmless).
+        """
+        if data and self._stream_ended:
+            raise DataAfterEndError("receive_data was given bytes after the end of the stream")
         if self._closed:
             return
         if not data:
+            self._stream_ended = True
             self._peer_done = True
             if self._closing is None:
                 self._abandon("the client closed the connection")
@@ -287,6 +303,16 @@ class ServerConnection:
             self._work(now, budget)
 
     def handle_timer(self, now: float) -> None:
+        """Act on the deadline :meth:`get_timer` named (early calls do nothing):
+        end the linger, or time out a missing login or an idle session.
+
+        Returns:
+            Nothing: a timeout's ERROR waits in :meth:`data_to_send`, its log
+            line and the close in :meth:`next_events`.
+
+        Raises:
+            Nothing: a closed connection ignores the call.
+        """
         if self._closed:
             return
         if (
