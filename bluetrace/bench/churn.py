@@ -10,7 +10,7 @@ ceiling.
 import time
 
 from bluetrace.bench.context import Context
-from bluetrace.bench.load import read_result
+from bluetrace.bench.load import Churn, read_result
 from bluetrace.bench.processes import FrameClient, open_fds, read_until, rss_mib, wait_for
 from bluetrace.bench.report import Figure
 
@@ -38,7 +38,7 @@ def _churn(ctx: Context, who: str, port: int, pid: int) -> tuple[float, float]:
         def show(done: int) -> None:
             ctx.progress(f"{who}: {done:,}/{cycles:,} cycles")
 
-        result = read_result(child, show, timeout=900)
+        result = Churn.from_json(read_result(child, show, timeout=900))
         wait_for(
             lambda: open_fds(pid) <= settled,
             f"{who} to close the churned connections",
@@ -48,9 +48,9 @@ def _churn(ctx: Context, who: str, port: int, pid: int) -> tuple[float, float]:
         took = time.monotonic() - began
     finally:
         idle.close()
-    if int(str(result["errors"])):
-        raise RuntimeError(f"{result['errors']} of the churn connections to {who} failed")
-    return after - before, int(str(result["cycles"])) / took
+    if result.errors:
+        raise RuntimeError(f"{result.errors} of the churn connections to {who} failed")
+    return after - before, result.cycles / took
 
 
 def run(ctx: Context) -> None:

@@ -32,10 +32,12 @@ import ssl
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from itertools import cycle
 from typing import cast
 
 from bluetrace.bench import frames
+from bluetrace.bench.load import Sessions, Timing
 from bluetrace.bench.processes import raise_descriptor_limit
 from bluetrace.protocol import wire
 
@@ -242,11 +244,13 @@ def tls_session(port: int, context: ssl.SSLContext, login: bytes) -> bool:
 
 def tls_paced(
     port: int, rate: float, start: float, end: float, *, grace: float, logins: Iterator[bytes]
-) -> dict[str, object]:
+) -> Sessions:
+    """TLS sessions due from monotonic ``start`` to ``end``, one at a time,
+    read by the bench as :func:`load.sessions_result` reads paced ones."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    records: list[tuple[float, float]] = []
+    records: list[Timing] = []
     errors = 0
     began = max(start, time.monotonic())  # started late: the window shrinks, no burst
     _sleep_until(began)
@@ -261,10 +265,10 @@ def tls_paced(
         except OSError:
             ok = False
         if ok:
-            records.append((due, time.monotonic() - due))
+            records.append(Timing(due, time.monotonic() - due))
         else:
             errors += 1
-    return {"sessions": len(records), "errors": errors, "records": records, "unfinished": []}
+    return Sessions(len(records), errors, records, [])
 
 
 def main(argv: list[str]) -> None:
@@ -281,7 +285,9 @@ def main(argv: list[str]) -> None:
     else:
         rate, start, end, grace = (float(arg) for arg in argv[2:6])
         logins = cycle(frames.logins(int(argv[6])))
-        result = tls_paced(port, rate, start, end, grace=grace, logins=logins)
+        sessions = tls_paced(port, rate, start, end, grace=grace, logins=logins)
+        print(json.dumps(asdict(sessions)), flush=True)
+        return
     print(json.dumps(result), flush=True)
 
 

@@ -38,8 +38,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from itertools import cycle
+from typing import Any, NamedTuple
 
 from bluetrace.bench import frames
 from bluetrace.bench.context import LOAD_USERS
@@ -55,6 +56,72 @@ _STEPS = (
 _CHURN_IN_FLIGHT = 8
 """Connections opening at once in churn: enough to keep the server busy,
 few enough that its accept queue never overflows."""
+
+
+class Timing(NamedTuple):
+    """One session: when it began (or was due) on the monotonic clock every
+    process shares, and how long it took (or had waited when given up)."""
+
+    start: float
+    latency: float
+
+
+@dataclass
+class Sessions:
+    """What a ``sessions`` or ``paced`` run saw."""
+
+    count: int
+    errors: int
+    records: list[Timing]
+    """Completed sessions."""
+    unfinished: list[Timing]
+    """Sessions still open when the run gave up on them."""
+
+    def latencies(self, since: float = float("-inf"), until: float = float("inf")) -> list[float]:
+        """Latencies of sessions overlapping [since, until], unfinished ones
+        counted with the time they had waited when given up (a lower bound)."""
+        return [
+            latency
+            for start, latency in self.records + self.unfinished
+            if start <= until and start + latency >= since
+        ]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Sessions":
+        return cls(
+            int(data["count"]),
+            int(data["errors"]),
+            [Timing(float(a), float(b)) for a, b in data["records"]],
+            [Timing(float(a), float(b)) for a, b in data["unfinished"]],
+        )
+
+
+@dataclass(frozen=True)
+class Churn:
+    """What a ``churn`` run saw: connections opened and closed, failures, time taken."""
+
+    cycles: int
+    errors: int
+    seconds: float
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Churn":
+        return cls(int(data["cycles"]), int(data["errors"]), float(data["seconds"]))
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """What a ``pipeline`` run did: when it began writing (monotonic), the
+    bytes the server took, and after how long all were in (None: never)."""
+
+    began: float
+    sent: int
+    all_sent_after: float | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Pipeline":
+        after = data["all_sent_after"]
+        return cls(float(data["began"]), int(data["sent"]), None if after is None else float(after))
 
 
 class Phone:
@@ -123,12 +190,12 @@ class Phone:
 
 def sessions(
     port: int, clients: int, seconds: float, grace: float, logins: Iterator[bytes]
-) -> dict[str, object]:
+) -> Sessions:
     selector = selectors.DefaultSelector()
     phones = [Phone(port, logins, hold=False) for _ in range(clients)]
     for phone in phones:
         phone.connect(selector)
-    records: list[tuple[float, float]] = []
+    records: list[Timing] = []
     errors = 0
     end = time.monotonic() + seconds
     active = set(phones)
@@ -141,7 +208,7 @@ def sessions(
             now = time.monotonic()
             phone.close(selector)
             if result == "done":
-                records.append((phone.started, now - phone.started))
+                records.append(Timing(phone.started, now - phone.started))
             else:
                 errors += 1
             if now < end and errors < 1000:
@@ -151,23 +218,18 @@ def sessions(
         if time.monotonic() > end + grace:
             break  # a stuck server must not hang the benchmark
     now = time.monotonic()
-    unfinished = [(phone.started, now - phone.started) for phone in active]
+    unfinished = [Timing(phone.started, now - phone.started) for phone in active]
     for phone in active:
         phone.close(selector)
-    return {
-        "sessions": len(records),
-        "errors": errors,
-        "records": records,
-        "unfinished": unfinished,
-    }
+    return Sessions(len(records), errors, records, unfinished)
 
 
 def paced(
     port: int, rate: float, start: float, end: float, *, grace: float, logins: Iterator[bytes]
-) -> dict[str, object]:
+) -> Sessions:
     raise_descriptor_limit()
     selector = selectors.DefaultSelector()
-    records: list[tuple[float, float]] = []
+    records: list[Timing] = []
     errors = 0
     active: set[Phone] = set()
     began = max(start, time.monotonic())  # started late: the window shrinks, no burst
@@ -195,19 +257,14 @@ def paced(
             phone.close(selector)
             active.discard(phone)
             if result == "done":
-                records.append((phone.started, time.monotonic() - phone.started))
+                records.append(Timing(phone.started, time.monotonic() - phone.started))
             else:
                 errors += 1
     now = time.monotonic()
-    unfinished = [(phone.started, now - phone.started) for phone in active]
+    unfinished = [Timing(phone.started, now - phone.started) for phone in active]
     for phone in active:
         phone.close(selector)
-    return {
-        "sessions": len(records),
-        "errors": errors,
-        "records": records,
-        "unfinished": unfinished,
-    }
+    return Sessions(len(records), errors, records, unfinished)
 
 
 def hold(port: int, count: int, logins: Iterator[bytes]) -> None:
@@ -234,7 +291,7 @@ def hold(port: int, count: int, logins: Iterator[bytes]) -> None:
     sys.stdin.read()
 
 
-def churn(port: int, cycles: int) -> dict[str, object]:
+def churn(port: int, cycles: int) -> Churn:
     """Connect, then close as soon as the connection is up; never send."""
     selector = selectors.DefaultSelector()
     started = done = errors = 0
@@ -267,10 +324,10 @@ def churn(port: int, cycles: int) -> dict[str, object]:
             if started < cycles:
                 open_one()
                 started += 1
-    return {"cycles": done, "errors": errors, "seconds": time.monotonic() - began}
+    return Churn(done, errors, time.monotonic() - began)
 
 
-def pipeline(port: int, total: int, at: float, seconds: float) -> dict[str, object]:
+def pipeline(port: int, total: int, at: float, seconds: float) -> Pipeline:
     """Never logs in, never reads: only writes TEMPID_REQUEST frames."""
     frame = frames.TEMPID_REQUEST
     payload = frame * (total // len(frame))
@@ -298,11 +355,12 @@ def pipeline(port: int, total: int, at: float, seconds: float) -> dict[str, obje
         else:
             time.sleep(min(0.05, max(0.0, end - time.monotonic())))
     sock.close()
-    return {"began": began, "sent": sent, "all_sent_after": all_in}
+    return Pipeline(began, sent, all_in)
 
 
 def main(argv: list[str]) -> None:
     mode, port = argv[0], int(argv[1])
+    result: Sessions | Churn | Pipeline
     if mode == "sessions":
         clients, seconds, grace = int(argv[2]), float(argv[3]), float(argv[4])
         result = sessions(port, clients, seconds, grace, cycle(frames.logins(int(argv[5]))))
@@ -317,29 +375,10 @@ def main(argv: list[str]) -> None:
         result = churn(port, int(argv[2]))
     else:
         result = pipeline(port, int(argv[2]), float(argv[3]), float(argv[4]))
-    print(json.dumps(result), flush=True)
+    print(json.dumps(asdict(result)), flush=True)
 
 
 # -- the bench's side: run a mode as a process, read its result ------------------
-
-
-@dataclass
-class Sessions:
-    """What a ``sessions`` run saw: (start, latency) per completed session."""
-
-    count: int
-    errors: int
-    records: list[tuple[float, float]]
-    unfinished: list[tuple[float, float]]
-
-    def latencies(self, since: float = float("-inf"), until: float = float("inf")) -> list[float]:
-        """Latencies of sessions overlapping [since, until], unfinished ones
-        counted with the time they had waited when given up (a lower bound)."""
-        return [
-            latency
-            for start, latency in self.records + self.unfinished
-            if start <= until and start + latency >= since
-        ]
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -386,13 +425,7 @@ def sessions_result(child: "subprocess.Popen[bytes]", timeout: float = 120.0) ->
     out, _ = child.communicate(timeout=timeout)
     if child.returncode:
         raise RuntimeError(f"the load generator failed (exit status {child.returncode})")
-    data = json.loads(out)
-    return Sessions(
-        int(data["sessions"]),
-        int(data["errors"]),
-        [(float(a), float(b)) for a, b in data["records"]],
-        [(float(a), float(b)) for a, b in data["unfinished"]],
-    )
+    return Sessions.from_json(json.loads(out))
 
 
 def read_result(

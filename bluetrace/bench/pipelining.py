@@ -13,6 +13,7 @@ import time
 from bluetrace.bench.context import Context
 from bluetrace.bench.load import (
     STARTUP_SLACK,
+    Pipeline,
     percentile,
     read_result,
     sessions_result,
@@ -43,18 +44,16 @@ def run(ctx: Context) -> None:
     start = time.monotonic() + STARTUP_SLACK
     at = start + LEAD
     healthy = start_paced(ctx.children, server.port, RATE, start, at + window, grace=120)
-    flood = read_result(
-        ctx.helper(
-            "bluetrace.bench.load", "pipeline", str(server.port), str(total), repr(at), str(window)
-        ),
-        timeout=STARTUP_SLACK + LEAD + window + 60,
+    flooder = ctx.helper(
+        "bluetrace.bench.load", "pipeline", str(server.port), str(total), repr(at), str(window)
     )
-    began = float(str(flood["began"]))
+    flood = Pipeline.from_json(read_result(flooder, timeout=STARTUP_SLACK + LEAD + window + 60))
+    began = flood.began
     sessions = sessions_result(healthy, timeout=STARTUP_SLACK + LEAD + window + 180)
     during = sessions.latencies(began, began + window)
     longest = max(during, default=0.0) * 1000
     ctx.progress(
-        f"the flooding connection got {int(str(flood['sent'])):,} of {total:,} bytes in; "
+        f"the flooding connection got {flood.sent:,} of {total:,} bytes in; "
         f"{len(during)} sessions overlapped it (longest {longest:,.0f} ms), "
         f"{len(sessions.unfinished)} never finished"
     )

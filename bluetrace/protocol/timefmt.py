@@ -11,7 +11,7 @@ fast codec can check a timestamp without building a datetime.
 """
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 
 TIMESTAMP_LEN = 19
 
@@ -89,5 +89,3 @@ def wall_now() -> datetime:
     """Local wall-clock time at the one-second resolution the format carries."""
     return datetime.now().replace(microsecond=0)
 
-
-ONE_SECOND = timedelta(seconds=1)

@@ -69,7 +69,12 @@ def fail(program: str, message: str, status: int = 1) -> int:
 
 
 def raise_descriptor_limit() -> int:
-    """Soft limit up to the hard one: thousands of phones mean thousands of fds."""
+    """Soft limit up to the hard one: thousands of phones mean thousands of fds.
+
+    Returns:
+        The soft limit now in force (the hard one, unless raising failed or
+        the hard limit is unlimited): the server sizes its connection cap by it.
+    """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and soft < hard:
         try:
