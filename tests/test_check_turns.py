@@ -26,7 +26,7 @@ from bluetrace.runtime.storage import CheckLog, recover_checks
 from bluetrace.server.core import Limits
 from bluetrace.server.files import CheckFile
 from bluetrace.testing import START, USERS, ServerLink, ServerSide
-from tests.test_checklog import _blocks
+from tests.helpers import committed_blocks
 
 ALICE, BOB = "+61410888888", "+61410999999"
 MAX_CALLS = 1000
@@ -78,7 +78,8 @@ def test_a_block_written_part_by_part_reads_as_one_upload(tmp_path: Path) -> Non
         crc = zlib.crc32(data, crc)
     log.close_block(9, crc)
     assert start > 0
-    assert _blocks(path.read_bytes()) == [["before"], [line for part in parts for line in part]]
+    whole = [line for part in parts for line in part]
+    assert committed_blocks(path.read_bytes()) == [["before"], whole]
 
 
 def test_an_aborted_block_leaves_the_file_as_it_was(tmp_path: Path) -> None:
@@ -91,7 +92,7 @@ def test_an_aborted_block_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     log.abort_block()
     assert path.read_bytes() == before
     log.append_upload(["next"])
-    assert _blocks(path.read_bytes()) == [["kept"], ["next"]]
+    assert committed_blocks(path.read_bytes()) == [["kept"], ["next"]]
 
 
 def test_a_block_left_open_by_a_crash_is_cut_at_the_next_start(tmp_path: Path) -> None:
@@ -122,13 +123,13 @@ def test_a_second_upload_waits_for_the_first_to_be_recorded(tmp_path: Path) -> N
     assert bob.pump(continue_work=False) == []
     assert alice.pump() == [UploadReply(350)]
     assert bob.pump() == [UploadReply(250)]
-    uploads = _blocks(path.read_bytes())
+    uploads = committed_blocks(path.read_bytes())
     assert [len(u) for u in uploads] == [350, 250]
     assert all(ALICE in line for line in uploads[0])
     assert all(BOB in line for line in uploads[1])
 
 
-def test_interleaved_turns_never_interleave_blocks(tmp_path: Path) -> None:
+def test_interleaved_turns_never_interleavecommitted_blocks(tmp_path: Path) -> None:
     side, path = _side(tmp_path, per_call=64)
     links = [_login(side, user) for user in (ALICE, BOB, "+61410666666")]
     for number, link in enumerate(links):
@@ -141,7 +142,7 @@ def test_interleaved_turns_never_interleave_blocks(tmp_path: Path) -> None:
         if all(replies):
             break
     assert replies == [[UploadReply(200)], [UploadReply(250)], [UploadReply(300)]]
-    assert sorted(len(u) for u in _blocks(path.read_bytes())) == [200, 250, 300]
+    assert sorted(len(u) for u in committed_blocks(path.read_bytes())) == [200, 250, 300]
 
 
 def test_an_upload_dropped_midway_takes_back_what_it_wrote(tmp_path: Path) -> None:
@@ -155,7 +156,7 @@ def test_an_upload_dropped_midway_takes_back_what_it_wrote(tmp_path: Path) -> No
     alice.close_from_client()
     assert path.read_bytes() == before
     assert bob.pump() == [UploadReply(120)]
-    assert [len(u) for u in _blocks(path.read_bytes())] == [120]
+    assert [len(u) for u in committed_blocks(path.read_bytes())] == [120]
 
 
 def test_a_write_failure_midway_is_a_storage_error_and_leaves_nothing(
@@ -178,7 +179,7 @@ def test_a_write_failure_midway_is_a_storage_error_and_leaves_nothing(
     assert len(replies) == 1
     assert isinstance(replies[0], ErrorReply)
     assert replies[0].code is ErrorCode.STORAGE
-    assert _blocks(path.read_bytes()) == []
+    assert committed_blocks(path.read_bytes()) == []
     monkeypatch.setattr(CheckLog, "write_part", real)
     _start_upload(alice, 0, 10)  # the log is free again, and works
     assert alice.pump() == [UploadReply(10)]
@@ -196,4 +197,4 @@ def test_the_log_refuses_a_second_open_block(tmp_path: Path) -> None:
     log.append_upload(["other"])
     with pytest.raises(RuntimeError, match="no block is open"):
         log.write_part(b"stray\n")
-    assert _blocks((tmp_path / "contact_checks.txt").read_bytes()) == [["other"]]
+    assert committed_blocks((tmp_path / "contact_checks.txt").read_bytes()) == [["other"]]

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import pytest
@@ -15,36 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bluetrace.runtime.storage import CheckLog, recover_checks
+from tests.helpers import committed_blocks
 
 LEGACY = (
     b"13/05/2020 17:45:06 +61410888888 12345678901234567890 "
     b"13/05/2020 17:45:06 13/05/2020 18:00:05 unknown\n"
 )
-
-
-def _blocks(data: bytes) -> list[list[str]]:
-    """The uploads in a contact_checks.txt, checking that it holds only
-    legacy lines and then whole, committed blocks (with right CRCs)."""
-    lines = data.split(b"\n")
-    assert lines[-1] == b"", "the file ends in the middle of a line"
-    lines.pop()
-    lines = [line.removesuffix(b"\r") for line in lines]
-    at = 0
-    while at < len(lines) and not lines[at].startswith(b"begin "):
-        at += 1
-    uploads: list[list[str]] = []
-    while at < len(lines):
-        head = lines[at]
-        assert head.startswith(b"begin "), head
-        count = int(head[6:])
-        records = lines[at + 1 : at + 1 + count]
-        assert len(records) == count
-        eol = b"\r\n" if b"\r\n" in data else b"\n"
-        crc = zlib.crc32(b"".join(record + eol for record in records))
-        assert lines[at + 1 + count] == f"commit {count} {crc:08x}".encode()
-        uploads.append([record.decode() for record in records])
-        at += count + 2
-    return uploads
 
 
 def _check_lines(block: int, count: int) -> list[str]:
@@ -55,7 +30,7 @@ def _check_lines(block: int, count: int) -> list[str]:
     ]
 
 
-def test_uploads_are_written_as_committed_blocks(tmp_path: Path) -> None:
+def test_uploads_are_written_as_committedcommitted_blocks(tmp_path: Path) -> None:
     path = tmp_path / "contact_checks.txt"
     path.write_bytes(LEGACY + LEGACY[:-1])  # an old file with no final newline
     log = CheckLog(path)
@@ -66,7 +41,7 @@ def test_uploads_are_written_as_committed_blocks(tmp_path: Path) -> None:
     log.close()
     data = path.read_bytes()
     assert data.startswith(LEGACY + LEGACY[:-1] + b"\nbegin 3\n")
-    assert _blocks(data) == [_check_lines(1, 3), _check_lines(2, 1)]
+    assert committed_blocks(data) == [_check_lines(1, 3), _check_lines(2, 1)]
     assert recover_checks(path) is None
     assert path.read_bytes() == data
 
@@ -79,7 +54,7 @@ def test_crlf_file_keeps_crlf(tmp_path: Path) -> None:
     log.close()
     data = path.read_bytes()
     assert b"\n" not in data.replace(b"\r\n", b"")
-    assert _blocks(data) == [_check_lines(1, 2)]
+    assert committed_blocks(data) == [_check_lines(1, 2)]
     assert recover_checks(path) is None
 
 
@@ -199,7 +174,7 @@ def test_sigkill_at_random_instants_leaves_only_whole_committed_uploads(tmp_path
         done = [int(line) for line in out.split()]
         message = recover_checks(path)
         cuts += message is not None
-        uploads = _blocks(path.read_bytes())  # raises if anything is torn
+        uploads = committed_blocks(path.read_bytes())  # raises if anything is torn
         numbers = [int(upload[0].split()[1]) for upload in uploads]
         assert numbers == list(range(len(numbers)))
         assert set(acknowledged + done) <= set(numbers)

@@ -1,7 +1,6 @@
 """The real bluetrace-client in a pseudo-terminal, against a real server."""
 
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -10,61 +9,20 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pexpect
 import pytest
 
 from bluetrace.protocol.messages import TempIDWindow, encode_beacon
 from bluetrace.protocol.timefmt import format_timestamp
-from tests.harness import SAMPLES, WAIT, ServerProcess, free_udp_port, running_server, wait_until
-
-USERS = {"+61410888888": "comp3331", "+61410999999": "bada4568", "+61410777777": "datha457"}
-
-
-_CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-def plain(screen: str) -> str:
-    return _CONTROL.sub("", screen).replace("\r\r\n", "\r\n")
-
-
-class Phone:
-    def __init__(self, server: ServerProcess, folder: Path, *extra: str) -> None:
-        self.udp = free_udp_port()
-        folder.mkdir(exist_ok=True)
-        self.folder = folder
-        self.proc = pexpect.spawn(
-            sys.executable,
-            ["-m", "bluetrace.phone.main", "127.0.0.1", str(server.port), str(self.udp), *extra],
-            cwd=str(folder),
-            encoding="utf-8",
-            timeout=WAIT,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
-        )
-
-    def login(self, user: str) -> None:
-        self.proc.expect_exact("Username: ")
-        self.proc.sendline(user)
-        self.proc.expect_exact("Password: ")
-        self.proc.sendline(USERS[user])
-        self.proc.expect_exact("Welcome to the BlueTrace Simulator!")
-        self.proc.expect_exact("> ")
-
-    def command(self, text: str) -> str:
-        """What the phone showed for ``text``, as plain lines: the line
-        editor's cursor moves and its CR before the tty's CRLF removed."""
-        self.proc.sendline(text)
-        self.proc.expect_exact("> ")
-        return plain(str(self.proc.before))
-
-    def finish(self) -> int:
-        self.proc.expect(pexpect.EOF)
-        self.proc.close()
-        return int(self.proc.exitstatus if self.proc.exitstatus is not None else -1)
-
-    def end(self) -> None:
-        if self.proc.isalive():
-            self.proc.terminate(force=True)
-        self.proc.close()
+from tests.harness import (
+    SAMPLES,
+    WAIT,
+    Phone,
+    ServerProcess,
+    free_udp_port,
+    plain,
+    running_server,
+    wait_until,
+)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import pytest
 from pexpect import fdpexpect
 
 from bluetrace.term.console import Console
-from tests.test_lineedit import Screen
+from tests.helpers import Screen
 
 DEMO = Path(__file__).with_name("console_demo.py")
 WAIT = 5.0

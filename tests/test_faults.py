@@ -30,8 +30,7 @@ from bluetrace.protocol.messages import (
 )
 from bluetrace.protocol.wire import ErrorCode, LoginStatus
 from bluetrace.server.records import load_tempids
-from tests.harness import WAIT, FrameClient, running_server, wait_until
-from tests.test_client import Phone
+from tests.harness import WAIT, FrameClient, Phone, running_server, wait_until
 
 USER, PASSWORD = "+61410888888", "comp3331"
 WINDOW = TempIDWindow(

@@ -1,13 +1,12 @@
 """The line editor byte by byte: every key, the screen it leaves, and
 properties over arbitrary input (hypothesis).
 
-``Screen`` is a small terminal model (an xterm subset, with or without the
-deferred wrap) that refuses any escape sequence it does not know: what it
-shows is what a user would see.
+``Screen`` (in tests/helpers.py) is a small terminal model (an xterm subset,
+with or without the deferred wrap) that refuses any escape sequence it does
+not know: what it shows is what a user would see.
 """
 
 import re
-import unicodedata
 
 import pytest
 from hypothesis import assume, given
@@ -25,6 +24,7 @@ from bluetrace.term.lineedit import (
     Submitted,
     Suspend,
 )
+from tests.helpers import Screen, cells
 
 PROMPT = "> "
 BELL = b"\x07"
@@ -51,113 +51,7 @@ UNKNOWN_SEQUENCES = (
 )
 
 
-# -- a terminal model ---------------------------------------------------------
-def cells(ch: str) -> int:
-    if unicodedata.combining(ch):
-        return 0
-    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
-
-
-class Screen:
-    """An endless screen ``width`` columns wide, fed the editor's output."""
-
-    SEQUENCE = re.compile(r"\x1b\[(\d*)([ABCDHJK])")
-
-    def __init__(self, width: int, *, deferred_wrap: bool = True) -> None:
-        self.width = width
-        self.deferred_wrap = deferred_wrap
-        self.rows: list[list[str]] = [[]]
-        self.row = self.col = 0
-        self.pending = False
-        self.bells = 0
-
-    def _cell_row(self) -> list[str]:
-        while len(self.rows) <= self.row:
-            self.rows.append([])
-        line = self.rows[self.row]
-        while len(line) < self.width:
-            line.append(" ")
-        return line
-
-    def feed(self, data: bytes) -> None:
-        text = data.decode("utf-8")
-        i = 0
-        while i < len(text):
-            ch = text[i]
-            if ch == "\x1b":
-                match = self.SEQUENCE.match(text, i)
-                assert match, f"unexpected escape sequence {text[i : i + 8]!r}"
-                self._sequence(int(match[1] or "1"), match[2], match[1])
-                i = match.end()
-                continue
-            if ch == "\r":
-                self.col, self.pending = 0, False
-            elif ch == "\n":
-                self.row, self.pending = self.row + 1, False
-            elif ch == "\x07":
-                self.bells += 1
-            elif ch == "\t":
-                self.col = min(self.width - 1, (self.col // 8 + 1) * 8)
-            else:
-                code = ord(ch)
-                assert code >= 0x20, f"control character {ch!r}"
-                assert not 0x7F <= code <= 0x9F, f"control character {ch!r}"
-                self._print(ch)
-            i += 1
-
-    def _print(self, ch: str) -> None:
-        width = cells(ch)
-        if width == 0:
-            return
-        if self.pending:
-            self.row, self.col, self.pending = self.row + 1, 0, False
-        if self.col + width > self.width:
-            self.row, self.col = self.row + 1, 0
-        line = self._cell_row()
-        line[self.col] = ch
-        if width == 2:
-            line[self.col + 1] = ""
-        self.col += width
-        if self.col >= self.width:
-            if self.deferred_wrap:
-                self.col, self.pending = self.width - 1, True
-            else:
-                self.row, self.col = self.row + 1, 0
-
-    def _sequence(self, n: int, final: str, raw: str) -> None:
-        self.pending = False
-        if final == "A":
-            self.row = max(0, self.row - n)
-        elif final == "B":
-            self.row += n
-        elif final == "C":
-            self.col = min(self.width - 1, self.col + n)
-        elif final == "D":
-            self.col = max(0, self.col - n)
-        elif final == "H":
-            self.row = self.col = 0
-        elif final == "K":
-            line = self._cell_row()
-            line[self.col :] = [" "] * (self.width - self.col)
-        elif final == "J":
-            if raw == "2":
-                self.rows = [[]]
-            else:
-                line = self._cell_row()
-                line[self.col :] = [" "] * (self.width - self.col)
-                del self.rows[self.row + 1 :]
-
-    def lines(self) -> list[str]:
-        shown = ["".join(row).rstrip() for row in self.rows]
-        while shown and not shown[-1]:
-            shown.pop()
-        return shown
-
-    @property
-    def cursor(self) -> tuple[int, int]:
-        return self.row, self.col
-
-
+# -- a terminal model (tests/helpers.py) -----------------------------------------
 def wrapped(text: str, width: int) -> tuple[list[str], list[tuple[int, int]]]:
     """Rows a terminal shows for ``text`` from column 0, and where each
     character (then the end) sits."""

@@ -12,8 +12,7 @@ import pytest
 from bluetrace import __version__
 from bluetrace.phone.main import FileContactLog, contact_log_name
 from bluetrace.protocol.messages import TempIDWindow, encode_beacon
-from tests.harness import ServerProcess, running_server
-from tests.test_client import Phone, plain
+from tests.harness import Phone, ServerProcess, plain, running_server
 
 pexpect = pytest.importorskip("pexpect")
 

@@ -19,7 +19,7 @@ from bluetrace.server.records import load_credentials
 from bluetrace.server.stores import MemoryCredentialStore
 from bluetrace.testing import ServerSide
 from tests.harness import running_server
-from tests.test_shell import Rig
+from tests.helpers import Rig
 
 NEW = "+61400000001"
 

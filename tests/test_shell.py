@@ -15,72 +15,13 @@ from bluetrace.phone.shell import (
     PROMPT,
     WELCOME,
     Connect,
-    Disconnect,
-    Effect,
-    Exit,
     Prompt,
-    SendBeacon,
-    Shell,
-    Show,
     Stage,
-    Transmit,
 )
 from bluetrace.protocol.messages import TempIDWindow, decode_beacon, encode_beacon
 from bluetrace.protocol.wire import MAX_UPLOAD_CHUNK
-from bluetrace.testing import USERS, ConnectionPair, ServerSide
-
-ALICE = "+61410888888"
-SENDER = ("127.0.0.1", 8001)
-
-
-class Rig:
-    """A shell over a phone over a server connection: what a user would see."""
-
-    def __init__(self, side: ServerSide | None = None, **pair_options: object) -> None:
-        self.pair = ConnectionPair(side, **pair_options)  # type: ignore[arg-type]
-        self.clock = self.pair.clock
-        self.shell = Shell(self.pair.phone, self.clock)
-        self.shown: list[str] = []
-        self.prompts: list[Prompt] = []
-        self.beacons: list[SendBeacon] = []
-        self.exit: int | None = None
-        self.disconnected = False
-        self.apply(self.shell.start())
-
-    def apply(self, effects: list[Effect]) -> None:
-        queue = list(effects)
-        while queue:
-            effect = queue.pop(0)
-            if isinstance(effect, Show):
-                self.shown += effect.text.split("\n")
-            elif isinstance(effect, Prompt):
-                self.prompts.append(effect)
-            elif isinstance(effect, Connect):
-                queue = self.shell.connected(self.clock.monotonic()) + queue
-            elif isinstance(effect, Transmit):
-                queue = self.shell.events(self.pair.run()) + queue
-            elif isinstance(effect, SendBeacon):
-                self.beacons.append(effect)
-                self.shown += effect.shown
-            elif isinstance(effect, Disconnect):
-                self.disconnected = True
-            elif isinstance(effect, Exit):
-                self.exit = effect.status
-
-    def type(self, *lines: str) -> list[str]:
-        before = len(self.shown)
-        for line in lines:
-            self.apply(self.shell.line(line))
-        return self.shown[before:]
-
-    def beacon_arrives(self, datagram: bytes) -> list[str]:
-        before = len(self.shown)
-        self.pair.phone.receive_beacon(datagram, SENDER, self.clock.monotonic())
-        self.apply(self.shell.events(self.pair.phone.next_events()))
-        return self.shown[before:]
-
-    def login(self, user: str = ALICE) -> None:
-        assert self.type(user, USERS[user]) == [WELCOME]
+from bluetrace.testing import USERS, ServerSide
+from tests.helpers import ALICE, Rig
 
 
 def test_login_retries_use_the_specified_texts() -> None:
