@@ -19,6 +19,25 @@ BENCH_ONLY ?=
 SCENARIO   ?= office
 SEEDS      ?= 5
 SIM_OUT    ?= $(CURDIR)/.bluetrace/sim/$(SCENARIO)
+TLS_DIR    := $(CURDIR)/.bluetrace/tls
+TLS        ?=
+SERVER_TLS := $(if $(TLS),--tls-cert $(TLS_DIR)/cert.pem --tls-key $(TLS_DIR)/key.pem)
+CLIENT_TLS := $(if $(TLS),--tls-ca $(TLS_DIR)/cert.pem)
+
+# How run-server and run-client end: the program has already said why in its
+# own words, so make adds no "*** Error" line of its own. Ctrl-C (status 130)
+# is passed on as an interrupt of make itself, which then ends with 130 too;
+# a usage error (2) and anything unexpected are make's error as usual. The
+# recipe's shell traps SIGINT (trap :, which its children do not inherit) so
+# that a Ctrl-C the program handles does not also kill the shell mid-way. The
+# shell outlives its signal to make by a moment: make must take the signal
+# while it still waits for the shell, or it may end with 2 instead of 130.
+define ENDED_QUIETLY
+status=$$?; \
+	  if [ $$status -eq 130 ]; then kill -INT $$PPID; sleep 1; exit 0; fi; \
+	  if [ $$status -le 1 ]; then exit 0; fi; \
+	  exit $$status
+endef
 
 .PHONY: help install test lint typecheck unit fuzz bench simulate sim-bench sim-bench-million investigate \
         conform run-server run-client certs clean clean-data
@@ -88,10 +107,12 @@ run-server: install
 	@test -f $(SERVER_DIR)/credentials.txt || cp bluetrace/samples/credentials.txt $(SERVER_DIR)/
 	@test -f $(SERVER_DIR)/tempIDs.txt || cp bluetrace/samples/tempIDs.txt $(SERVER_DIR)/
 	@echo "data folder: $(SERVER_DIR)" >&2
-	@cd $(SERVER_DIR) && exec $(BIN)/bluetrace-server $(PORT) $(BLOCK) --host $(HOST) || test $$? -eq 130
+	@$(if $(TLS),test -f $(TLS_DIR)/cert.pem || $(MAKE) --no-print-directory certs)
+	@trap : INT; cd $(SERVER_DIR) && $(BIN)/bluetrace-server $(PORT) $(BLOCK) --host $(HOST) $(SERVER_TLS); \
+	  $(ENDED_QUIETLY)
 
 certs:
-	@mkdir -p .bluetrace/tls
+	@mkdir -p $(TLS_DIR)
 	openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=localhost" \
 	  -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
 	  -keyout .bluetrace/tls/key.pem -out .bluetrace/tls/cert.pem 2>/dev/null
@@ -100,12 +121,17 @@ certs:
 
 run-client: install
 	@mkdir -p $(CLIENT_DIR)
-	@cd $(CLIENT_DIR) && exec $(BIN)/bluetrace-client $(SERVER) $(PORT) $(UDP) || true
+	@trap : INT; cd $(CLIENT_DIR) && $(BIN)/bluetrace-client $(SERVER) $(PORT) $(UDP) $(CLIENT_TLS); \
+	  $(ENDED_QUIETLY)
+
+# A phone started in the top folder (not through make run-client) leaves the
+# lock file of its contact log here; no phone holds it once it has exited.
+STRAY_LOCKS = .*_contactlog.txt.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info $(STRAY_LOCKS)
 	@echo "kept .bluetrace/ (server data, contact logs): 'make clean-data' removes it"
 
 clean-data:
 	@echo "removing .bluetrace/ (credentials, tempIDs.txt, contact_checks.txt, contact logs)"
-	rm -rf .bluetrace
+	rm -rf .bluetrace $(STRAY_LOCKS)
