@@ -8,6 +8,7 @@ import zlib
 
 from bluetrace.phone.shell import (
     WELCOME,
+    CheckServer,
     Connect,
     Disconnect,
     Effect,
@@ -180,6 +181,8 @@ class Rig:
                 self.shown += effect.text.split("\n")
             elif isinstance(effect, Prompt):
                 self.prompts.append(effect)
+            elif isinstance(effect, CheckServer):
+                queue = self.shell.server_ready() + queue  # a bluetrace server answered
             elif isinstance(effect, Connect):
                 queue = self.shell.connected(self.clock.monotonic()) + queue
             elif isinstance(effect, Transmit):

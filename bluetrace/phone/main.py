@@ -25,7 +25,9 @@ from bluetrace.phone.commands import HELP_TEXT
 from bluetrace.phone.contactfile import contact_line, load_contact_log
 from bluetrace.phone.contacts import DEFAULT_MAX_CONTACTS, DEFAULT_RETENTION
 from bluetrace.phone.core import DEFAULT_REPLY_TIMEOUT, Phone
+from bluetrace.phone.probe import ANSWER_WAIT, ServerProbe, Verdict
 from bluetrace.phone.shell import (
+    CheckServer,
     Connect,
     Disconnect,
     Effect,
@@ -137,6 +139,10 @@ class Client:
         self._timer: Handle | None = None
         self._interrupted = False
         self._abandon_connect: object = None
+        self._probe: ServerProbe | None = None
+        """While the server is being checked: the check (its connection is
+        ``stream``, closed once it has answered)."""
+        self._probe_timer: Handle | None = None
 
     def start(self) -> None:
         self.apply(self.shell.start())
@@ -162,6 +168,16 @@ class Client:
             self._to_server(self.phone.data_to_send())
         elif isinstance(effect, SendBeacon):
             self._send_beacon(effect)
+        elif isinstance(effect, CheckServer):
+            host, port_number = self.server_address
+            self._probe = ServerProbe(f"{host}:{port_number}")
+            self._abandon_connect = connect(
+                self.reactor,
+                self.server_address,
+                self._on_connected,
+                self._on_connect_failed,
+                timeout=CONNECT_TIMEOUT,
+            )
         elif isinstance(effect, Connect):
             self._abandon_connect = connect(
                 self.reactor,
@@ -214,6 +230,9 @@ class Client:
     def _tls_failed(self, exc: TlsError) -> None:
         if self.stream is not None:
             self.stream.close()
+        if self._probe is not None:
+            self._probed(Verdict(False, str(exc)))
+            return
         self.phone.connection_lost(str(exc))
         self.apply(self.shell.events(self.phone.next_events()))
 
@@ -248,11 +267,42 @@ class Client:
                 self._tls_failed(exc)
                 return
             self.stream.write(self.tls.data_to_send())
+        if self._probe is not None:
+            self._to_server(self._probe.request())
+            self._probe_timer = self.reactor.call_later(ANSWER_WAIT, self._probe_timed_out)
+            return
         self.apply(self.shell.connected(self.clock.monotonic()))
 
     def _on_connect_failed(self, reason: str) -> None:
         host, port_number = self.server_address
-        self.apply(self.shell.connect_failed(f"{host}:{port_number}: {reason}"))
+        self._probe = None
+        hint = ""
+        if "refused" in reason.lower():
+            hint = " (is the server running, and on this port?)"
+        self.apply(self.shell.connect_failed(f"{host}:{port_number}: {reason}{hint}"))
+
+    # -- the check before the password ------------------------------------------
+    def _probed(self, verdict: Verdict) -> None:
+        """The check is over: its connection is closed either way (the login
+        opens its own, so the server's login deadline starts only then)."""
+        self._probe = None
+        if self._probe_timer is not None:
+            self._probe_timer.cancel()
+            self._probe_timer = None
+        if self.stream is not None:
+            self.stream.on_close = _ignore_close  # the check's end is no lost session
+            self.stream.close()
+        self.stream = None
+        self.tls = None
+        if verdict.ready:
+            self.apply(self.shell.server_ready())
+        else:
+            self.apply(self.shell.server_unusable(verdict.reason))
+
+    def _probe_timed_out(self) -> None:
+        self._probe_timer = None
+        if self._probe is not None:
+            self._probed(self._probe.timed_out())
 
     def _on_data(self, data: bytes) -> None:
         if self.tls is not None:
@@ -264,10 +314,22 @@ class Client:
             self._to_server(b"")  # handshake replies
             if not data:
                 return
+        if self._probe is not None:
+            verdict = self._probe.feed(data)
+            if verdict is not None:
+                self._probed(verdict)
+            return
         self.phone.receive_data(data, self.clock.monotonic())
         self._after_phone()
 
     def _on_server_closed(self, error: OSError | None) -> None:
+        if self._probe is not None:
+            self._probed(
+                self._probe.closed()
+                if error is None
+                else Verdict(False, f"{self._probe.where}: {error.strerror or error}")
+            )
+            return
         if error is None:
             self.phone.receive_data(b"", self.clock.monotonic())
         else:
@@ -308,6 +370,10 @@ class Client:
         if self.stream is not None and not self.stream.closed:
             self.stream.close()
         self.terminal.restore()
+
+
+def _ignore_close(error: OSError | None) -> None:
+    """The check's connection ended; nothing depends on it."""
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -70,6 +70,13 @@ class Prompt:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckServer:
+    """Ask now whether a bluetrace server answers at the address
+    (:mod:`bluetrace.phone.probe`); then call ``server_ready`` or
+    ``server_unusable``. The password is asked only once it has answered."""
+
+
+@dataclass(frozen=True, slots=True)
 class Connect:
     """Open the TCP connection now; then call ``connected`` or ``connect_failed``."""
 
@@ -98,11 +105,12 @@ class Exit:
     status: int
 
 
-Effect = Show | Prompt | Connect | Transmit | SendBeacon | Disconnect | Exit
+Effect = Show | Prompt | CheckServer | Connect | Transmit | SendBeacon | Disconnect | Exit
 
 
 class Stage(enum.Enum):
     USERNAME = "typing the username"
+    CHECKING = "waiting for the server to answer the check"
     NEW_NUMBER = "typing the number to register"
     NEW_PASSWORD = "typing the new password"  # noqa: S105 (a stage name)
     NEW_AGAIN = "typing the new password again"
@@ -117,6 +125,7 @@ class Stage(enum.Enum):
 
 
 _BUSY = (
+    Stage.CHECKING,
     Stage.CONNECTING,
     Stage.LOGGING_IN,
     Stage.REGISTERING,
@@ -148,6 +157,9 @@ class Shell:
         self.connected_once = False
         self._username = ""
         self._password = ""
+        self._server_checked = False
+        self._after_check = Stage.PASSWORD
+        """Where typing goes on once the server has answered the check."""
         self._typed_ahead: deque[str | None] = deque()
         """Lines that arrived while a reply was awaited, in order; None marks
         the end of input, which takes effect in its place among them."""
@@ -160,7 +172,26 @@ class Shell:
 
     # -- inputs ---------------------------------------------------------------
     def start(self) -> list[Effect]:
-        return [Prompt(USERNAME_PROMPT)]
+        """The username is asked at once while the server is checked."""
+        return [CheckServer(), Prompt(USERNAME_PROMPT)]
+
+    def server_ready(self) -> list[Effect]:
+        """A bluetrace server answered: the password may be asked."""
+        self._server_checked = True
+        if self.stage is not Stage.CHECKING:
+            return []
+        self.stage = self._after_check
+        effects: list[Effect] = [Prompt(PASSWORD_PROMPT, secret=True)]
+        if self.stage is Stage.NEW_NUMBER:
+            effects = [Prompt(NEW_NUMBER_PROMPT)]
+        return effects + self._drain_typed_ahead()
+
+    def server_unusable(self, reason: str) -> list[Effect]:
+        """No bluetrace server to log in to: say why, before any password."""
+        if self.stage is Stage.DONE:
+            return []
+        self._typed_ahead.clear()
+        return [Show(f"Cannot use the server: {reason}."), *self._finish(1)]
 
     def line(self, text: str) -> list[Effect]:
         """One line typed (or read from a pipe)."""
@@ -187,7 +218,9 @@ class Shell:
         if interrupted:
             self._exit_status = 130
             self._typed_ahead.clear()
-            if self.stage in (Stage.CONNECTING, Stage.LOGGING_IN, Stage.REGISTERING):
+            if self.stage in (
+                Stage.CHECKING, Stage.CONNECTING, Stage.LOGGING_IN, Stage.REGISTERING
+            ):
                 return [Disconnect(), *self._finish(130)]
         elif self.stage in _BUSY:
             self._typed_ahead.append(None)
@@ -208,6 +241,9 @@ class Shell:
         return self._send_login(now)
 
     def connect_failed(self, reason: str) -> list[Effect]:
+        if self.stage is Stage.DONE:
+            return []
+        self._typed_ahead.clear()
         self.stage = Stage.DONE
         return [Show(f"Cannot reach the server: {reason}"), Exit(1)]
 
@@ -241,10 +277,20 @@ class Shell:
         if not name:
             return [Prompt(USERNAME_PROMPT)]
         if name == REGISTER_WORD:
-            self.stage = Stage.NEW_NUMBER
-            return [Prompt(NEW_NUMBER_PROMPT)]
+            return self._next_field(Stage.NEW_NUMBER)
         self._username = name
-        self.stage = Stage.PASSWORD
+        return self._next_field(Stage.PASSWORD)
+
+    def _next_field(self, stage: Stage) -> list[Effect]:
+        """Go on to ``stage``, or wait there until the server has answered
+        the check: nobody types a password for a server that is not there."""
+        if not self._server_checked:
+            self._after_check = stage
+            self.stage = Stage.CHECKING
+            return []
+        self.stage = stage
+        if stage is Stage.NEW_NUMBER:
+            return [Prompt(NEW_NUMBER_PROMPT)]
         return [Prompt(PASSWORD_PROMPT, secret=True)]
 
     def _password_typed(self, password: str) -> list[Effect]:
@@ -263,6 +309,13 @@ class Shell:
     def _registration_typed(self, text: str) -> list[Effect]:
         if self.stage is Stage.NEW_NUMBER:
             self._username = text.strip()
+            if not wire.is_phone_number(self._username):
+                # The server would answer NOT_A_PHONE_NUMBER: say so before
+                # the password is typed twice.
+                return [
+                    Show(REGISTER_TEXTS[RegisterStatus.NOT_A_PHONE_NUMBER]),
+                    Prompt(NEW_NUMBER_PROMPT),
+                ]
             self.stage = Stage.NEW_PASSWORD
             return [Prompt(PASSWORD_PROMPT, secret=True)]
         if self.stage is Stage.NEW_PASSWORD:

@@ -372,6 +372,17 @@ def is_credential(text: object) -> bool:
     )
 
 
+PHONE_NUMBER = re.compile(r"\+[1-9][0-9]{6,14}")
+"""What a registration's username must be (section 3.8): ``+``, then 7 to 15
+digits, the first not 0."""
+
+
+def is_phone_number(text: str) -> bool:
+    """Whether ``text`` is a number the server would register; the phone and
+    ``bluetrace-passwd`` check it before anything is typed or stored."""
+    return PHONE_NUMBER.fullmatch(text) is not None
+
+
 _CONST_MISMATCH = re.compile(r"parsing expected (\d+) but parsed (\d+)")
 
 

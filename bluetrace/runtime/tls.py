@@ -72,6 +72,7 @@ class TlsSession:
             server_hostname=server_hostname,
         )  # fmt: skip
         self._pin = pin
+        self._server_side = server_side
         self._pending = bytearray()
         self.handshake_done = False
 
@@ -99,7 +100,7 @@ class TlsSession:
                     break
                 chunks.append(chunk)
         except ssl.SSLError as exc:
-            raise TlsError(_reason(exc)) from None
+            raise TlsError(self._explain(exc)) from None
         return b"".join(chunks)
 
     def send(self, plain: bytes) -> None:
@@ -123,16 +124,53 @@ class TlsSession:
         except ssl.SSLWantReadError:
             return False
         except ssl.SSLError as exc:
-            raise TlsError(_reason(exc)) from None
+            raise TlsError(self._explain(exc)) from None
         self.handshake_done = True
         if self._pin is not None:
             der = self._ssl.getpeercert(binary_form=True)
             if der is None or fingerprint(der) != self._pin:
-                raise TlsError("the server's certificate does not match the pinned fingerprint")
+                raise TlsError(
+                    "the server's certificate does not match --tls-pin (the pin is the "
+                    "certificate's SHA-256 fingerprint, as make certs prints it; or use "
+                    "--tls-ca with the server's cert.pem)"
+                )
         if self._pending:
             pending, self._pending = bytes(self._pending), bytearray()
             self.send(pending)
         return True
+
+
+    def _explain(self, exc: ssl.SSLError) -> str:
+        """What went wrong in words that name the option that fixes it; the
+        library's own reason only where no mismatch of settings explains it."""
+        reason = str(exc.reason or "").upper()
+        not_tls = reason in _NOT_TLS or (
+            not self.handshake_done and isinstance(exc, ssl.SSLEOFError)
+        )
+        if self._server_side:
+            if not_tls or reason == "HTTP_REQUEST":
+                return (
+                    "the phone does not speak TLS (this server has --tls-cert; start the "
+                    "phone with --tls-ca or --tls-pin)"
+                )
+            return _reason(exc)
+        if not_tls and not self.handshake_done:
+            return (
+                "the server does not speak TLS: start the phone without --tls-ca and "
+                "--tls-pin, or the server with --tls-cert and --tls-key"
+            )
+        if isinstance(exc, ssl.SSLCertVerificationError) or reason == "CERTIFICATE_VERIFY_FAILED":
+            detail = getattr(exc, "verify_message", "") or "not verified"
+            return (
+                f"the server's certificate is not accepted by --tls-ca ({detail}): give "
+                "--tls-ca the server's own cert.pem or the CA that signed it, or use --tls-pin"
+            )
+        return _reason(exc)
+
+
+_NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
+                      "UNKNOWN_PROTOCOL", "UNEXPECTED_EOF_WHILE_READING"})  # fmt: skip
+"""OpenSSL's reasons when the other side's bytes are not TLS records."""
 
 
 def _reason(exc: ssl.SSLError) -> str:

@@ -6,7 +6,6 @@ tests, and behind thousands of simulated phones. Per-connection protocol
 (framing, the state table, timers, closing) is in ``server_connection``.
 """
 
-import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from bluetrace.server.stores import (
 )
 
 MAX_FAILURES = 3
-PHONE_NUMBER = re.compile(r"\+[1-9][0-9]{6,14}")
+PHONE_NUMBER = wire.PHONE_NUMBER
 """An international (E.164) phone number: the only usernames registration takes."""
 MAX_UPLOAD_ENTRIES = 200_000
 DEFAULT_TEMPID_LIFETIME = 900

@@ -92,8 +92,11 @@ class PlainTerminal:
         self.prompt_showing = True
 
     def _line_typed(self) -> None:
-        if self._saved is not None:
-            self.out.write("\n")  # the Enter was not echoed either
+        if self._saved is not None or (not self.is_tty and self.prompt_showing):
+            # The Enter was not echoed (a password, or a line from a pipe): end
+            # the prompt's line, so what the line brings starts on its own,
+            # whether it comes now or after a reply.
+            self.out.write("\n")
         self.prompt_showing = False
         self._echo(True)
 
