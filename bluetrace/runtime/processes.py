@@ -11,8 +11,11 @@ up to ``grace`` seconds for it to exit, SIGKILL to whatever is left, up to
 import contextlib
 import os
 import signal
+import socket
 import subprocess
+import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -77,3 +80,35 @@ def stop_process(
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(grace)
     return process.returncode
+
+
+def spawn_module(
+    module: str, kind: int = socket.SOCK_STREAM
+) -> "tuple[subprocess.Popen[bytes], socket.socket]":
+    """Start ``python -m module FD`` in a session of its own (a Ctrl-C or
+    hang-up meant for the parent is not delivered to it; it ends when the
+    parent's end of the socket closes); the process and the parent's end,
+    non-blocking. OSError if it could not be started (nothing left open)."""
+    parent, child = socket.socketpair(socket.AF_UNIX, kind)
+    import bluetrace  # noqa: PLC0415 (the package's own location)
+
+    root = str(Path(bluetrace.__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    try:
+        proc = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+            [sys.executable, "-m", module, str(child.fileno())],
+            pass_fds=(child.fileno(),),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            env=env,
+            cwd=root,
+            start_new_session=True,
+        )
+    except OSError:
+        parent.close()
+        raise
+    finally:
+        child.close()
+    parent.setblocking(False)
+    return proc, parent

@@ -44,10 +44,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Final
 
-import bluetrace
+from bluetrace.runtime.processes import spawn_module
 from bluetrace.runtime.reactor import Handle, Reactor
 
 DEFAULT_SYNC_TIMEOUT: Final = 10.0
@@ -162,30 +161,12 @@ class Syncer:
 
     # -- inside -----------------------------------------------------------------
     def _spawn(self) -> None:
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        root = str(Path(bluetrace.__file__).resolve().parent.parent)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
         try:
-            proc = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-                [sys.executable, "-m", "bluetrace.runtime.syncer", str(child.fileno())],
-                pass_fds=(child.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                env=env,
-                cwd=root,
-                # Its own session: a Ctrl-C meant for the server is not
-                # delivered to it; it ends when the server's end closes.
-                start_new_session=True,
-            )
+            proc, parent = spawn_module("bluetrace.runtime.syncer", socket.SOCK_SEQPACKET)
         except OSError as exc:
-            parent.close()
             self.log(f"cannot start the syncer process: {exc.strerror or exc}")
             self._paused_until = time.monotonic() + RESPAWN_PAUSE
             return
-        finally:
-            child.close()
-        parent.setblocking(False)
         self._proc, self._sock, self._born = proc, parent, time.monotonic()
         self.started += 1
         self.reactor.add_reader(parent, self._readable)

@@ -39,10 +39,9 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Final
 
-import bluetrace
+from bluetrace.runtime.processes import spawn_module
 from bluetrace.runtime.reactor import Handle, Reactor
 
 KINDS: Final[dict[str, str]] = {
@@ -207,33 +206,12 @@ class WorkerPool:
             self._flush(worker)
 
     def _spawn(self) -> _Worker | None:
-        parent, child = socket.socketpair()
-        root = str(Path(bluetrace.__file__).resolve().parent.parent)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
         try:
-            proc = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-                [sys.executable, "-m", "bluetrace.runtime.workers", str(child.fileno())],
-                pass_fds=(child.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                env=env,
-                cwd=root,
-                # Its own session: a Ctrl-C or hang-up meant for the server
-                # is not delivered to the workers too; they end when the
-                # server's end of the socket closes.
-                start_new_session=True,
-            )
+            proc, parent = spawn_module("bluetrace.runtime.workers", socket.SOCK_STREAM)
         except OSError as exc:
-            parent.close()
-            child.close()
             self.log(f"cannot start a worker process: {exc.strerror or exc}")
             self._pause_respawn()
             return None
-        finally:
-            if child.fileno() >= 0:
-                child.close()
-        parent.setblocking(False)
         worker = _Worker(proc, parent)
         self._workers.append(worker)
         self.started += 1
