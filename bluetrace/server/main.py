@@ -749,7 +749,7 @@ def _parser() -> argparse.ArgumentParser:
         "--max-connections",
         type=whole(16, 1_000_000),
         help="connections open at once; past it new ones are closed at once; at most "
-        f"{caps.unauthenticated_share:.0%} of them may be connections not yet logged in, "
+        f"{caps.unauthenticated_share * 100:.0f}%% of them may be connections not yet logged in, "
         "the oldest of which give way to new ones (default: "
         f"{caps.max_connections}, or what the descriptor limit allows less "
         f"{RESERVED_DESCRIPTORS} if that is fewer)",
