@@ -84,6 +84,7 @@ def loop_server(
         finally:
             for link in list(server.links.values()):
                 link.stream.close()
+            server.close_refused()
             listener.close()
             reactor.close()
 
@@ -502,6 +503,59 @@ def test_admission_caps_and_who_gives_way() -> None:
     admission.gone("a2")  # twice is harmless
     assert admission.open == 0
     assert admission.waiting == 0
+
+
+def test_a_connection_being_answered_does_not_give_way() -> None:
+    """Before: the oldest connection not logged in gave way even while its
+    password was being checked; a client that reconnects when dropped then
+    turned every push into another accept (the hashing bench: 23,334
+    LOGINs in 10 s, all answered RATE_LIMITED, 0 OK)."""
+    busy = {"a1"}
+    admission: Admission[str] = Admission(
+        Caps(max_connections=100, unauthenticated_per_address=2), busy.__contains__
+    )
+    assert admission.admit("a1", "A").admitted
+    assert admission.admit("a2", "A").admitted
+    decision = admission.admit("a3", "A")
+    assert decision.evict == ("a2",)  # the oldest idle one, not the busy one
+    busy.add("a3")
+    decision = admission.admit("a4", "A")
+    assert not decision.admitted  # every one waiting is being answered: refused
+    assert decision.reason == "the address's cap on connections not logged in"
+    assert admission.waiting == 2
+
+
+def test_a_refused_connection_waits_for_the_refusal_delay_before_it_is_closed(
+    tmp_path: Path,
+) -> None:
+    """A rate-limited LOGIN is answered after --refusal-delay and its
+    connection, being answered, does not give way; the newcomer over the cap
+    is held open, unread, for the delay, then closed. Before: the busy one
+    was pushed out at once, and a refusal was closed at once (136,079
+    refused connections in the hashing bench's 10 s)."""
+    delay = 3.0
+    with running_server(
+        tmp_path,
+        "--max-unauthenticated-per-address", "1",
+        "--failed-logins-per-minute", "1",
+        "--refusal-delay", str(delay),
+    ) as server:  # fmt: skip
+        limited = FrameClient(server.port, "127.0.0.2")
+        assert limited.call(LoginRequest("+61400000000", "x")) == LoginReply(
+            LoginStatus.UNKNOWN_USER
+        )
+        limited.send(LoginRequest("+61400000000", "x"))
+        server.stderr.wait_for("too many failed logins")  # it is being answered
+        newcomer = _idle(server.port, "127.0.0.2")
+        newcomer.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            newcomer.recv(1)  # held, not closed at once
+        reply = limited.receive()
+        assert isinstance(reply, ErrorReply)
+        assert reply.code is ErrorCode.RATE_LIMITED
+        assert _closed_by_server(newcomer)
+        newcomer.close()
+        limited.close()
 
 
 def test_line_summary_shows_a_few_then_counts() -> None:

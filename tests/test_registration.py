@@ -85,7 +85,8 @@ def test_registrations_per_address_are_limited() -> None:
     for i in range(2):
         reply = link.send(RegisterRequest(f"+6140000001{i}", "pw"))
         assert reply == [RegisterReply(RegisterStatus.REGISTERED)]
-    (refused,) = link.send(RegisterRequest("+61400000019", "pw"))
+    assert link.send(RegisterRequest("+61400000019", "pw")) == []
+    (refused,) = link.advance(side.core.limits.refusal_delay)
     assert isinstance(refused, ErrorReply)
     assert refused.code is ErrorCode.RATE_LIMITED
     assert len(store.lines) == 2

@@ -41,7 +41,8 @@ def test_one_address_may_fail_only_so_often_and_counts_toward_no_block() -> None
         assert only(link.send(LoginRequest("+61400000000", "x"))) == LoginReply(
             LoginStatus.UNKNOWN_USER
         )
-    refused = only(link.send(LoginRequest(ALICE, "wrong")))
+    assert link.send(LoginRequest(ALICE, "wrong")) == []  # answered after refusal_delay
+    refused = only(link.advance(Limits().refusal_delay))
     assert isinstance(refused, ErrorReply)
     assert refused.code is ErrorCode.RATE_LIMITED
     assert side.core.guard.failures(ALICE) == 0  # the password was never looked at
@@ -139,3 +140,31 @@ def test_half_a_frame_parked_after_login_stalls_out() -> None:
     timeout = only(link.advance(10))
     assert isinstance(timeout, ErrorReply)
     assert timeout.code is ErrorCode.TIMEOUT
+
+
+def test_a_rate_refusal_is_answered_after_the_delay_and_frames_behind_it_wait() -> None:
+    """A client that tries again as soon as it is answered is paced by the
+    server: RATE_LIMITED comes refusal_delay late, and nothing behind the
+    refused LOGIN is read before it."""
+    side = ServerSide(limits=Limits(failed_logins_per_minute=1, refusal_delay=2.0))
+    link = side.connect("10.0.0.9:4000")
+    assert only(link.send(LoginRequest("+61400000000", "x"))) == LoginReply(
+        LoginStatus.UNKNOWN_USER
+    )
+    assert link.send(LoginRequest(ALICE, "wrong"), TempIDRequest()) == []
+    assert link.connection.busy
+    assert link.advance(1.9) == []
+    refused, behind = link.advance(0.1)
+    assert isinstance(refused, ErrorReply)
+    assert refused.code is ErrorCode.RATE_LIMITED
+    assert isinstance(behind, ErrorReply)  # a TempID request before login, answered in order
+    assert not link.connection.busy
+
+
+def test_with_no_refusal_delay_a_rate_refusal_is_answered_at_once() -> None:
+    side = ServerSide(limits=Limits(failed_logins_per_minute=1, refusal_delay=0))
+    link = side.connect("10.0.0.9:4000")
+    link.send(LoginRequest("+61400000000", "x"))
+    refused = only(link.send(LoginRequest(ALICE, "wrong")))
+    assert isinstance(refused, ErrorReply)
+    assert refused.code is ErrorCode.RATE_LIMITED

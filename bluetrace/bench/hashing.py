@@ -87,7 +87,8 @@ def run(ctx: Context) -> None:
     during = sessions.latencies(began, began + window)
     ctx.progress(
         f"the attack got {int(str(attack['ok'])):,} LOGIN OK and "
-        f"{int(str(attack['refused'])):,} refused; {len(during)} plain sessions overlapped "
+        f"{int(str(attack['refused'])):,} refused, {int(str(attack['errors'])):,} connections "
+        f"closed unanswered; {len(during)} plain sessions overlapped "
         f"it, {len(sessions.unfinished)} never finished"
     )
     if sessions.errors:

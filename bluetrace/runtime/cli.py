@@ -25,19 +25,25 @@ DAY = 24 * 3600
 YEAR = 365 * DAY
 
 
-def seconds(low: float, high: float) -> Callable[[str], float]:
-    """An argument type: a number of seconds with ``low < value <= high``.
-    Every numeric option has a range, so that no value can overflow a timer
-    or a date later, in the middle of serving."""
+def seconds(low: float, high: float, *, or_zero: bool = False) -> Callable[[str], float]:
+    """An argument type: a number of seconds with ``low < value <= high``
+    (or exactly 0, with ``or_zero``: "not at all"). Every numeric option has
+    a range, so that no value can overflow a timer or a date later, in the
+    middle of serving."""
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number of seconds: {text}") from None
+        if or_zero and value == 0:
+            return 0.0
         if not low < value <= high:  # also refuses NaN and infinity
+            lowest = f"more than {low:g}"
+            if or_zero:
+                lowest = "at least 0" if low == 0 else f"0 or {lowest}"
             raise argparse.ArgumentTypeError(
-                f"must be more than {low:g} and at most {high:,.0f} seconds, not {text}"
+                f"must be {lowest} and at most {high:,.0f} seconds, not {text}"
             )
         return value
 

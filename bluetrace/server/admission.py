@@ -16,9 +16,10 @@ refused.
 first few lines of an interval are shown, the rest counted by kind.
 """
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from itertools import islice
+from typing import Generic, TypeVar, cast
 
 Key = TypeVar("Key", bound=Hashable)
 
@@ -115,11 +116,23 @@ class Decision:
     """Why it was refused, or why the evicted ones were closed."""
 
 
-class Admission(Generic[Key]):
-    """Counts of open and not-yet-logged-in connections, per address and in all."""
+EVICTION_SCAN = 8
+"""Connections not yet logged in looked at, oldest first, for one that may
+give way: the cost of an accept stays constant however many are waiting."""
 
-    def __init__(self, caps: Caps) -> None:
+
+class Admission(Generic[Key]):
+    """Counts of open and not-yet-logged-in connections, per address and in all.
+
+    ``busy`` tells whether a connection not yet logged in is being answered
+    (its password checked, a refusal held back): such a connection has done
+    what a phone does, so it does not give way to a newcomer. Pushing it out
+    would waste the work begun for it, and a client that reconnects when it
+    is dropped would turn every push into another accept."""
+
+    def __init__(self, caps: Caps, busy: Callable[[Key], bool] = lambda key: False) -> None:
         self.caps = caps
+        self.busy = busy
         self.open = 0
         self._addresses: dict[str, _Address] = {}
         self._waiting: dict[object, str] = {}
@@ -142,11 +155,13 @@ class Admission(Generic[Key]):
         evict: tuple[object, ...] = ()
         reason = ""
         if entry is not None and len(entry.waiting) >= caps.unauthenticated_per_address:
-            evict = (next(iter(entry.waiting)),)
             reason = "the address's cap on connections not logged in"
+            evict = self._idle(entry.waiting)
         elif len(self._waiting) >= caps.unauthenticated:
-            evict = (next(iter(self._waiting)),)
             reason = "the server's cap on connections not logged in"
+            evict = self._idle(self._waiting)
+        if reason and not evict:
+            return Decision(False, reason=reason)
         for old in evict:
             self.gone(old)
         if entry is None:
@@ -157,6 +172,14 @@ class Admission(Generic[Key]):
         self._address_of[key] = address
         self.open += 1
         return Decision(True, evict, reason)
+
+    def _idle(self, waiting: Iterable[object]) -> tuple[object, ...]:
+        """The oldest of the first EVICTION_SCAN connections in ``waiting``
+        that is not busy, as the one to push out; none if all are busy."""
+        for key in islice(waiting, EVICTION_SCAN):
+            if not self.busy(cast(Key, key)):
+                return (key,)
+        return ()
 
     def logged_in(self, key: Key) -> None:
         """``key`` logged in: it no longer counts against the caps on waiting."""

@@ -155,6 +155,21 @@ class _Waiting:
 
 
 @dataclass(slots=True)
+class _Refusal:
+    """A LOGIN or REGISTER refused by a rate, answered at ``due``."""
+
+    event: Event
+    username: str
+    due: float
+
+
+_DELAYED_REFUSALS = frozenset(
+    {Event.LOGIN_RATE_LIMITED, Event.LOGIN_HASH_BUDGET, Event.REGISTER_LIMITED}
+)
+"""Refusals a client may answer by trying again at once: answered late."""
+
+
+@dataclass(slots=True)
 class _Held:
     """A reply waiting for the group commit, and what to show when it goes."""
 
@@ -194,6 +209,8 @@ class ServerConnection:
         self._more_work = False
         self._last_frame = now
         self._waiting: _Waiting | None = None
+        self._refusal: _Refusal | None = None
+        """A rate-limited LOGIN or REGISTER whose reply waits (Limits.refusal_delay)."""
         self._work_done = 0
 
     # -- what the host reads ------------------------------------------------
@@ -219,6 +236,8 @@ class ServerConnection:
             return self._linger_deadline
         if self._closing is not None:
             return None
+        if self._refusal is not None:
+            return self._refusal.due
         if self.state is State.AWAITING_LOGIN:
             return self._login_deadline
         return self._idle_deadline()
@@ -229,6 +248,12 @@ class ServerConnection:
         holding = self.state is not State.LOGGED_IN or self._decoder.buffered > 0
         limit = self.limits.stall_timeout if holding else self.limits.idle_timeout
         return self._last_frame + limit
+
+    @property
+    def busy(self) -> bool:
+        """A request is being answered: a password checked or hashed, a
+        refusal held back, replies waiting for the commit (see Admission)."""
+        return self._waiting is not None or self._refusal is not None or bool(self._held)
 
     def wants_input(self) -> bool:
         """Whether the host should read more from the peer now. False while
@@ -244,6 +269,7 @@ class ServerConnection:
             not self._more_work
             and self._checking is None
             and self._waiting is None
+            and self._refusal is None
             and held * 64 + len(self._out) < self.limits.output_high_water
         )
 
@@ -326,6 +352,14 @@ class ServerConnection:
             return
         if self._closing is not None or self._checking is not None or self._waiting is not None:
             return
+        refusal = self._refusal
+        if refusal is not None:
+            if now >= refusal.due:
+                self._refusal = None
+                self._decided(refusal.event, refusal.username, now)
+                if self._closing is None:
+                    self._more_work = True  # the frames behind it, in the host's next turn
+            return
         if self.state is State.AWAITING_LOGIN:
             if self._login_deadline is not None and now >= self._login_deadline:
                 self._events.append(
@@ -366,7 +400,7 @@ class ServerConnection:
         if waiting.registering:
             if reply is None:
                 self.core.drop_register(waiting.username)
-                self._apply(Event.REGISTER_LIMITED, now)
+                self._login_decided(Event.REGISTER_LIMITED, waiting.username, now)
             else:
                 self._register_hashed(waiting.username, reply.decode("ascii"), now)
         else:
@@ -410,7 +444,7 @@ class ServerConnection:
         if share is not None:
             budget = max(1, min(budget, share))
         self._more_work = False
-        while self._closing is None and self._waiting is None:
+        while self._closing is None and self._waiting is None and self._refusal is None:
             if budget <= 0:
                 self._more_work = True
                 return
@@ -529,7 +563,17 @@ class ServerConnection:
             self._login_decided(core.end_login(username, self.address, matched, now), username, now)
 
     def _login_decided(self, event: Event, username: str, now: float) -> None:
-        self._login_attempt(event, username, now)
+        """Answer a LOGIN or REGISTER (now, or a rate refusal after
+        Limits.refusal_delay, reading nothing more meanwhile)."""
+        if not event.name.startswith("REGISTER"):
+            self._login_attempt(event, username, now)  # logged when it happened
+        delay = self.limits.refusal_delay
+        if event in _DELAYED_REFUSALS and delay > 0:
+            self._refusal = _Refusal(event, username, now + delay)
+            return
+        self._decided(event, username, now)
+
+    def _decided(self, event: Event, username: str, now: float) -> None:
         if event is Event.LOGIN_OK:
             self.username = username
         self._apply(event, now)
@@ -539,7 +583,7 @@ class ServerConnection:
         (or here, for hosts that may block) before its line is written."""
         refusal = self.core.begin_register(request.username, self.address, now)
         if refusal is not None:
-            self._apply(refusal, now)
+            self._login_decided(refusal, request.username, now)
         elif self.core.offload_hashing:
             self._waiting = _Waiting(registering=True, username=request.username)
             self._events.append(NeedsWork("scrypt_hash", request.password.encode("utf-8")))

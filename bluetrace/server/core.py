@@ -33,6 +33,8 @@ MAX_UPLOAD_ENTRIES = 200_000
 DEFAULT_TEMPID_LIFETIME = 900
 DEFAULT_LOGIN_TIMEOUT = 120.0
 LINGER = 2.0
+MAX_REFUSAL_DELAY = 10.0
+"""The longest --refusal-delay: well inside the phone's wait for a reply."""
 """Seconds the server waits for a client to close after its last reply."""
 
 
@@ -80,12 +82,20 @@ class Limits:
     costs about 35 ms of a worker process), after a burst of as many."""
     login_hash_share: float = 0.5
     """The share of the hashing budget registrations may not take: kept for logins."""
+    refusal_delay: float = 1.0
+    """Seconds a LOGIN or REGISTER refused by a rate (RATE_LIMITED) waits for its
+    reply. A client that tries again as soon as it is answered (a script
+    stuffing credentials, a phone in a retry loop) is then paced by the server:
+    answered at once, 300 such connections cost the server thousands of
+    connections a second; answered after a second, 300."""
 
     def __post_init__(self) -> None:
         if self.max_upload_entries < wire.MAX_UPLOAD_CHUNK:
             raise ValueError(f"the upload limit must be at least {wire.MAX_UPLOAD_CHUNK}")
         if self.frames_per_call < 1 or self.entries_per_call < 1:
             raise ValueError("work budgets must be at least 1")
+        if not 0 <= self.refusal_delay <= MAX_REFUSAL_DELAY:
+            raise ValueError(f"the refusal delay must be 0 to {MAX_REFUSAL_DELAY:g} seconds")
 
 
 class LoginGuard:

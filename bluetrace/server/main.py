@@ -61,6 +61,7 @@ from bluetrace.server.connection import (
 from bluetrace.server.core import (
     DEFAULT_LOGIN_TIMEOUT,
     DEFAULT_TEMPID_LIFETIME,
+    MAX_REFUSAL_DELAY,
     Limits,
     ServerCore,
 )
@@ -100,8 +101,15 @@ HANDSHAKE_UNITS = 96
 signature (about 0.45 ms with a 2048-bit RSA key) take as long as about a
 hundred frames answered before login (3.6 us each)."""
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+HELD_REFUSALS = 256
+"""Refused connections kept open, unread and unanswered, for --refusal-delay
+before they are closed. A client that reconnects as soon as it is dropped
+would otherwise turn each refusal into another accept at once: in the
+hashing bench, 13,600 refusals a second. Past this many (or an eighth of
+the descriptors, if fewer), a refusal closes at once."""
 RESERVED_DESCRIPTORS = 64
-"""Descriptors kept out of the connection cap: data files, pipes, the listener."""
+"""Descriptors kept out of the connection cap: data files, pipes, the
+listener (held refusals are kept out as well)."""
 
 
 class Link:
@@ -456,8 +464,11 @@ class Server:
         caps: Caps | None = None,
         handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
         group: GroupCommit[Link] | None = None,
+        held_refusals: int = HELD_REFUSALS,
     ) -> None:
         self.reactor = reactor
+        self.held_refusals = held_refusals
+        """Refused connections held open at most (see HELD_REFUSALS)."""
         self.group: GroupCommit[Link] = group or GroupCommit(reactor, core.commit, log=self.log)
         """The group commit: replies wait for their records' sync (``server.commit``)."""
         self.workers = workers or WorkerPool(reactor, log=self.log)
@@ -469,7 +480,7 @@ class Server:
         self.err = err
         self.handshake_timeout = handshake_timeout
         self.links: dict[socket.socket, Link] = {}
-        self.admission: Admission[socket.socket] = Admission(caps or Caps())
+        self.admission: Admission[socket.socket] = Admission(caps or Caps(), self._busy)
         rate = self.admission.caps.handshakes_per_second
         self.handshakes = AddressRate(rate, max(1.0, rate * HANDSHAKE_BURST_SECONDS))
         """TLS handshakes begun per source address (used with TLS only)."""
@@ -480,9 +491,16 @@ class Server:
         address, in turn order (a dict keeps insertion order)."""
         self._turn_scheduled = False
         self._accept_failures = 0
+        self._held_refusals: deque[tuple[float, socket.socket]] = deque()
+        """Refused connections and when each is to be closed, in that order."""
+        self._release_timer: Handle | None = None
         listener.setblocking(False)
         reactor.add_reader(listener, self._accept)
         reactor.call_later(core.login_log.INTERVAL, self._login_summary)
+
+    def _busy(self, sock: socket.socket) -> bool:
+        link = self.links.get(sock)
+        return link is not None and link.connection.busy
 
     def schedule(self, link: Link) -> None:
         """Give ``link`` a share of a coming turn (once, however often asked)."""
@@ -565,7 +583,7 @@ class Server:
                 decision = self.admission.admit(sock, address[0])
             if not decision.admitted:
                 refused += 1
-                sock.close()  # nothing read, nothing written: the cheapest refusal
+                self._refuse(sock)
                 text = f"{address[0]}:{address[1]}: connection refused: over {decision.reason}"
                 for line in self.refusals.note(
                     f"over {decision.reason}", text, address[0], self.reactor.time()
@@ -579,6 +597,36 @@ class Server:
                     link.push_out(decision.reason)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.links[sock] = Link(self, sock, (str(address[0]), int(address[1])))
+
+    def _refuse(self, sock: socket.socket) -> None:
+        """Nothing read, nothing written, closed after --refusal-delay (at once
+        when HELD_REFUSALS are already held): the peer waits as if for an
+        answer, instead of reconnecting at once."""
+        delay = self.core.limits.refusal_delay
+        if delay <= 0 or len(self._held_refusals) >= self.held_refusals:
+            sock.close()
+            return
+        self._held_refusals.append((self.reactor.time() + delay, sock))
+        if self._release_timer is None:
+            self._release_timer = self.reactor.call_at(
+                self._held_refusals[0][0], self._release_refusals
+            )
+
+    def close_refused(self) -> None:
+        """Close every refused connection held now (at shut-down)."""
+        while self._held_refusals:
+            self._held_refusals.popleft()[1].close()
+        if self._release_timer is not None:
+            self._release_timer.cancel()
+            self._release_timer = None
+
+    def _release_refusals(self) -> None:
+        self._release_timer = None
+        held, now = self._held_refusals, self.reactor.time()
+        while held and held[0][0] <= now:
+            held.popleft()[1].close()
+        if held:
+            self._release_timer = self.reactor.call_at(held[0][0], self._release_refusals)
 
     def forget(self, link: Link) -> None:
         """``link`` has closed: it no longer counts against any cap."""
@@ -623,6 +671,7 @@ class Server:
     def shut_down(self) -> None:
         self.reactor.forget(self.listener)
         self.listener.close()
+        self.close_refused()
         self.group.flush()
         now = self.reactor.time()
         for link in list(self.links.values()):
@@ -725,6 +774,15 @@ def _parser() -> argparse.ArgumentParser:
         "35 ms of a worker); registrations may use only half (default: %(default)s)",
     )
     limits.add_argument(
+        "--refusal-delay",
+        type=seconds(0, MAX_REFUSAL_DELAY, or_zero=True),
+        default=defaults.refusal_delay,
+        metavar="SECONDS",
+        help="a LOGIN or REGISTER refused by a rate limit (RATE_LIMITED) is answered "
+        "this late, so a client that tries again at once is paced by the server; 0 "
+        "answers at once (default: %(default)s)",
+    )
+    limits.add_argument(
         "--workers",
         type=whole(1, 64),
         default=DEFAULT_WORKERS,
@@ -752,7 +810,7 @@ def _parser() -> argparse.ArgumentParser:
         f"{caps.unauthenticated_share * 100:.0f}%% of them may be connections not yet logged in, "
         "the oldest of which give way to new ones (default: "
         f"{caps.max_connections}, or what the descriptor limit allows less "
-        f"{RESERVED_DESCRIPTORS} if that is fewer)",
+        f"{RESERVED_DESCRIPTORS + HELD_REFUSALS} if that is fewer)",
     )
     limits.add_argument(
         "--max-connections-per-address",
@@ -889,6 +947,18 @@ def _group_commit(
     return GroupCommit(reactor, core.commit, files=files, syncer=syncer, log=syncer.log)
 
 
+def _descriptor_shares(max_connections: int | None) -> tuple[int, int]:
+    """The connection cap (--max-connections, or what the descriptor limit
+    allows) and how many refused connections may be held open, such that
+    both, with RESERVED_DESCRIPTORS, fit in the descriptor limit."""
+    descriptors = raise_descriptor_limit()
+    held = min(HELD_REFUSALS, max(0, (descriptors - RESERVED_DESCRIPTORS) // 8))
+    if max_connections is None:
+        spare = descriptors - RESERVED_DESCRIPTORS - held
+        max_connections = max(16, min(Caps.max_connections, spare))
+    return max_connections, held
+
+
 def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
     data_dir: Path = args.data_dir
     loaded = _load(data_dir)
@@ -900,10 +970,7 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
     tls_context = _tls_context(args)
     if isinstance(tls_context, str):
         return fail(PROGRAM, tls_context)
-    descriptors = raise_descriptor_limit()
-    most = args.max_connections
-    if most is None:
-        most = max(16, min(Caps.max_connections, descriptors - RESERVED_DESCRIPTORS))
+    most, held_refusals = _descriptor_shares(args.max_connections)
     caps = Caps(
         max_connections=most,
         per_address=args.max_connections_per_address,
@@ -942,6 +1009,7 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
             max_held_entries=args.max_held_entries,
             hashes_per_second=args.hashes_per_second,
             registrations_per_hour=args.registrations_per_hour,
+            refusal_delay=args.refusal_delay,
         ),
         credential_store=credential_store,
         offload_hashing=True,
@@ -970,6 +1038,7 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
     server = Server(
         reactor, core, listener, out=out, err=err, tls=tls_context, caps=caps,
         handshake_timeout=args.handshake_timeout, workers=workers, group=group,
+        held_refusals=held_refusals,
     )  # fmt: skip
     reloader = CredentialReloader(reactor, core, data_dir / "credentials.txt", server.log)
     reloader.loaded_digest = credentials_digest
