@@ -910,6 +910,8 @@ def _load(data_dir: Path) -> tuple[dict[str, str], bytes, TempIDRegistry, int] |
         print(f"{PROGRAM}: skipped {problem}", file=sys.stderr)
     if len(report.problems) > 20:
         print(f"{PROGRAM}: ... and {len(report.problems) - 20} more bad lines", file=sys.stderr)
+    for conflict in report.conflicts:
+        print(f"{PROGRAM}: warning: {conflict}", file=sys.stderr)
     checks_path = data_dir / CHECKS_FILE
     try:
         cut = recover_checks(checks_path)

@@ -6,7 +6,7 @@ that came with the specification have CRLF and no final newline).
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 
@@ -170,16 +170,24 @@ _BLOCK = 8 << 20
 222 MB, and their list of lines took a gigabyte more)."""
 
 
+CONFLICTS_SHOWN = 5
+"""TempIDs listed for more than one user named one by one at start-up (with
+at most as many of each one's lines); the rest are counted in one line."""
+
+
 @dataclass(frozen=True)
 class LoadReport:
     loaded: int
     problems: list[str]
+    conflicts: list[str] = field(default_factory=list)
+    """Warnings: a TempID listed for two users (the later line wins)."""
 
 
 def load_tempids(path: Path, into: "dict[str, str] | TempIDRegistry") -> LoadReport:
     """Fill ``into`` (TempID to phone: a dict, or the compact
     :class:`~bluetrace.server.registry.TempIDRegistry`) from tempIDs.txt, reporting
-    bad lines; a later line for the same TempID wins.
+    bad lines; a later line for the same TempID wins, and a TempID that
+    lines give to different users is reported (``conflicts``).
 
     Built for millions of lines within the start-up budget: the file is read
     in blocks, a block whose every line is well formed (real dates included)
@@ -192,6 +200,7 @@ def load_tempids(path: Path, into: "dict[str, str] | TempIDRegistry") -> LoadRep
         handle = os.fdopen(open_regular(path), "rb")
     except FileNotFoundError:
         return LoadReport(0, [])
+    before = len(into)
     with handle:
         loader = _TempIDLoader(path, into)
         tail = b""
@@ -205,7 +214,103 @@ def load_tempids(path: Path, into: "dict[str, str] | TempIDRegistry") -> LoadRep
             loader.block(block[:cut])
         if tail:
             loader.block(tail + b"\n")
-    return LoadReport(loader.loaded, loader.problems)
+    conflicts: list[str] = []
+    if len(into) - before < loader.loaded:
+        # Some TempID is listed more than once (the one check that costs
+        # nothing when, as it should be, none is): find who lost it.
+        conflicts = _conflicts(path, into)
+    return LoadReport(loader.loaded, loader.problems, conflicts)
+
+
+@dataclass
+class _Conflict:
+    lost: list[int]
+    """The first CONFLICTS_SHOWN lines that gave the TempID to someone else."""
+    more: int = 0
+    won: int = 0
+
+
+def _conflicts(path: Path, into: "dict[str, str] | TempIDRegistry") -> list[str]:
+    """A second reading of tempIDs.txt, made only when it lists a TempID
+    twice: the lines whose user is not the one ``into`` kept (a later line
+    for that TempID replaced them). Same-user repeats are harmless and not
+    told. Memory is bounded: CONFLICTS_SHOWN TempIDs are followed, the rest
+    counted."""
+    finder = _ConflictFinder(into)
+    with os.fdopen(open_regular(path), "rb") as handle:
+        tail = b""
+        while block := handle.read(_BLOCK):
+            data = tail + block
+            cut = data.rfind(b"\n") + 1
+            finder.block(data[:cut])
+            tail = data[cut:]
+        if tail:
+            finder.block(tail + b"\n")
+    return finder.warnings(path)
+
+
+class _ConflictFinder:
+    def __init__(self, into: "dict[str, str] | TempIDRegistry") -> None:
+        self.into = into
+        self.shown: dict[str, _Conflict] = {}
+        self.others = 0
+        self.number = 0
+        self.days: dict[bytes, bool] = {}
+
+    def block(self, data: bytes) -> None:
+        """Whole lines, each ending in LF (numbered as the load numbers them)."""
+        found = _TEMPID_LINES.findall(data)
+        if len(found) == data.count(b"\n"):  # every line well formed: the quick way
+            for phone_raw, tempid_raw in found:
+                self.number += 1
+                self.line(phone_raw, tempid_raw)
+            return
+        for raw in split_lines(data):
+            self.number += 1
+            match = _TEMPID_LINE.fullmatch(raw)
+            if match is not None and (
+                _real_date(match.group(3), self.days) and _real_date(match.group(4), self.days)
+            ):
+                self.line(match.group(1), match.group(2))
+
+    def line(self, phone_raw: bytes, tempid_raw: bytes) -> None:
+        tempid = tempid_raw.decode("ascii")
+        kept = self.into.get(tempid)
+        try:
+            user = phone_raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return  # skipped by the load, and told there
+        conflict = self.shown.get(tempid)
+        if user == kept:
+            if conflict is not None:
+                conflict.won = self.number
+        elif conflict is not None:
+            if len(conflict.lost) < CONFLICTS_SHOWN:
+                conflict.lost.append(self.number)
+            else:
+                conflict.more += 1
+        elif len(self.shown) < CONFLICTS_SHOWN:
+            self.shown[tempid] = _Conflict([self.number])
+        else:
+            self.others += 1
+
+    def warnings(self, path: Path) -> list[str]:
+        warnings = []
+        for tempid, conflict in self.shown.items():
+            lines = ", ".join(map(str, conflict.lost))
+            if conflict.more:
+                lines += f" and {conflict.more:,} more"
+            warnings.append(
+                f"{path}: TempID {tempid} is listed for more than one user (lines {lines}, "
+                f"and {conflict.won}); the later line wins: it belongs to "
+                f"{self.into.get(tempid)}"
+            )
+        if self.others:
+            warnings.append(
+                f"{path}: ... and {self.others:,} more lines give a TempID to a user that a "
+                "later line replaces; for each, the later line wins"
+            )
+        return warnings
 
 
 class _TempIDLoader:
