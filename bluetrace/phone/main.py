@@ -27,6 +27,7 @@ from bluetrace.phone.contacts import DEFAULT_MAX_CONTACTS, DEFAULT_RETENTION
 from bluetrace.phone.core import DEFAULT_REPLY_TIMEOUT, Phone
 from bluetrace.phone.probe import ANSWER_WAIT, ServerProbe, Verdict
 from bluetrace.phone.shell import (
+    MAX_TYPED_AHEAD,
     CheckServer,
     Connect,
     Disconnect,
@@ -137,6 +138,8 @@ class Client:
         self.udp = DatagramEndpoint(reactor, udp, self._on_datagram, self._on_udp_error)
         terminal.start(reactor, self._on_line, self._on_eof, self.interrupt)
         self._timer: Handle | None = None
+        self._applying = False
+        """Effects are being carried out (a UDP error then joins them)."""
         self._interrupted = False
         self._abandon_connect: object = None
         self._probe: ServerProbe | None = None
@@ -151,12 +154,15 @@ class Client:
     def apply(self, effects: list[Effect]) -> None:
         """Carry out effects in order; the terminal is flushed once at the end,
         not per line, which matters when beacons arrive by the thousand."""
+        outer, self._applying = self._applying, True
         try:
             for effect in effects:
                 if not self._apply(effect):
                     return
         finally:
+            self._applying = outer
             self.terminal.flush()
+            self.terminal.hold_input(self.shell.typed_ahead_full)
         self._reschedule()
 
     def _apply(self, effect: Effect) -> bool:
@@ -190,6 +196,7 @@ class Client:
             if self.stream is not None:
                 self.stream.close_when_flushed()
         elif isinstance(effect, Exit):
+            self.terminal.end_prompt()
             self.status = effect.status
             self.reactor.stop()
             return False
@@ -341,11 +348,15 @@ class Client:
         self.phone.receive_beacon(data, sender, self.clock.monotonic())
         self._after_phone()
 
-    def _on_udp_error(self, error: OSError) -> None:
-        # An ICMP "port unreachable" for an earlier beacon: no one listens there.
-        self.apply(
-            self.shell.notice(f"A beacon was not delivered: {error.strerror or error}")
-        )
+    def _on_udp_error(self, error: OSError, destination: tuple[str, int] | None) -> None:
+        """An ICMP error for an earlier beacon, most often "port unreachable":
+        nobody listens there. Reported while a beacon is being sent (the
+        earlier one's error first), the line joins that command's output."""
+        text = beacon_error_text(error, destination)
+        if self._applying:
+            self.terminal.show(text)
+        else:
+            self.apply(self.shell.notice(text))
 
     # -- the terminal -----------------------------------------------------------------
     def _on_line(self, text: str) -> None:
@@ -372,6 +383,16 @@ class Client:
         self.terminal.restore()
 
 
+def beacon_error_text(error: OSError, destination: tuple[str, int] | None) -> str:
+    """One line for a beacon the network sent back."""
+    if destination is None:
+        return f"A beacon was not delivered: {error.strerror or error}"
+    host, port_number = destination
+    if error.errno == errno.ECONNREFUSED:
+        return f"Beacon to {host}:{port_number}: nobody is listening there (port unreachable)"
+    return f"Beacon to {host}:{port_number} was not delivered: {error.strerror or error}"
+
+
 def _ignore_close(error: OSError | None) -> None:
     """The check's connection ended; nothing depends on it."""
 
@@ -382,7 +403,12 @@ def _parser() -> argparse.ArgumentParser:
         description="BlueTrace phone client: log in, download TempIDs, beacon other "
         "phones over UDP and upload the contact log.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=HELP_TEXT + "\n\nExit status: 0 after logout, 1 if the login is refused or the "
+        epilog=HELP_TEXT
+        + "\n\nBefore it asks for the password, the phone checks that a bluetrace server\n"
+        f"answers at server_ip:server_port: a peer that does not answer within {ANSWER_WAIT:g} s\n"
+        "is reported as no bluetrace server. While a reply from the server is awaited,\n"
+        f"up to {MAX_TYPED_AHEAD} typed commands wait, then run in order.\n\n"
+        "Exit status: 0 after logout, 1 if the login is refused or the "
         "server is lost,\n2 for a usage error, 130 after Ctrl-C.",
     )
     parser.add_argument("server_ip", help="address or host name of the server")

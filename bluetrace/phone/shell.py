@@ -54,7 +54,12 @@ BEACON_USAGE = "Usage: Beacon <dest IP> <dest port>  (an IPv4 address, port 1-65
 BEACON_REPORTS_PER_SECOND = 5
 """Beacon reports shown in full each second; the rest are summarised, so a
 flood cannot scroll the user's own commands away."""
-MAX_TYPED_AHEAD = 1000
+MAX_TYPED_AHEAD = 100
+"""Lines kept, to run in order, while a reply from the server is awaited.
+A pipe is then not read until they have run (the rest waits in the pipe);
+a line typed past the bound anyway is refused with a line that names it."""
+WAITING_TEXT = "Waiting for the server: {command} not run ({count} commands already wait)."
+NOT_RUN_TEXT = "The commands typed while the server was awaited were not run."
 
 
 # -- effects ----------------------------------------------------------------------
@@ -200,7 +205,11 @@ class Shell:
             # its TempID on its own): keep the order.
             if len(self._typed_ahead) < MAX_TYPED_AHEAD:
                 self._typed_ahead.append(text)
-            return []
+                return []
+            shown = " ".join(text.split())[:60] or "an empty line"
+            if self.stage not in (Stage.READY, Stage.WAITING, Stage.LOGGING_OUT):
+                shown = "a line typed during login"  # perhaps a password: not shown
+            return [Show(WAITING_TEXT.format(command=shown, count=len(self._typed_ahead)))]
         if self.stage is Stage.USERNAME:
             return self._username_typed(text.strip())
         if self.stage is Stage.PASSWORD:
@@ -210,6 +219,11 @@ class Shell:
         if self.stage is Stage.READY:
             return self._command(text.strip())
         return []
+
+    @property
+    def typed_ahead_full(self) -> bool:
+        """As many lines wait as are kept: take no more for now."""
+        return len(self._typed_ahead) >= MAX_TYPED_AHEAD
 
     def end_of_input(self, *, interrupted: bool = False) -> list[Effect]:
         """No more typing. At a login prompt, or on Ctrl-C during login, the
@@ -484,6 +498,9 @@ class Shell:
         effects: list[Effect] = [Disconnect()]
         if reason:
             effects.append(Show(f"Connection to the server was lost: {reason}."))
+        if any(text is not None for text in self._typed_ahead):
+            effects.append(Show(NOT_RUN_TEXT))
+        self._typed_ahead.clear()
         return effects + self._finish(1 if self._exit_status == 0 else self._exit_status)
 
     # -- beacon reports, rate-limited ---------------------------------------------

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import os
 import socket
+import struct
 from collections import deque
 from collections.abc import Callable
 
@@ -23,6 +24,11 @@ HIGH_WATER = 1024 * 1024
 sends requests but never reads replies cannot make us buffer without bound."""
 DATAGRAMS_PER_WAKEUP = 256
 MAX_DATAGRAM = 65535
+IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
+"""Linux's option that queues ICMP errors on an unconnected UDP socket too
+(the name is in the socket module only from Python 3.12)."""
+ERROR_ANCILLARY = 512
+"""Room for one ``sock_extended_err`` and the address it names."""
 
 
 class Stream:
@@ -255,10 +261,17 @@ def connect(
 class DatagramEndpoint:
     """A UDP socket whose datagrams go to ``on_datagram``.
 
-    An ICMP "port unreachable" from an earlier send shows up as an error on a
-    later receive; it is reported to ``on_error`` and the socket lives on.
-    At most DATAGRAMS_PER_WAKEUP datagrams are taken per turn, so a flood
-    cannot starve the terminal or the server connection.
+    An unconnected UDP socket on Linux is told of no ICMP error ("port
+    unreachable": nobody listens there) unless it asks with IP_RECVERR; then
+    each error is queued with the address the failed datagram was sent to,
+    and reported to ``on_error`` with that address, while the socket lives
+    on. One socket both sends and receives, so a datagram's source port stays
+    the receiving port. Where the option is missing, an error shows up on a
+    later receive or send with no address (``on_error`` gets None).
+
+    At most DATAGRAMS_PER_WAKEUP datagrams, and as many queued errors, are
+    taken per turn, so a flood cannot starve the terminal or the server
+    connection; the kernel bounds the error queue by the receive buffer.
     """
 
     def __init__(
@@ -266,29 +279,73 @@ class DatagramEndpoint:
         reactor: Reactor,
         sock: socket.socket,
         on_datagram: Callable[[bytes, tuple[str, int]], None],
-        on_error: Callable[[OSError], None],
+        on_error: Callable[[OSError, tuple[str, int] | None], None],
     ) -> None:
         self.reactor = reactor
         self.sock = sock
         self.on_datagram = on_datagram
         self.on_error = on_error
         sock.setblocking(False)
+        try:
+            sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+            self._error_queue = True
+        except OSError:
+            self._error_queue = False
         reactor.add_reader(sock, self._on_readable)
 
     def _on_readable(self) -> None:
+        if self._take_errors() >= DATAGRAMS_PER_WAKEUP:
+            return  # more errors wait: the next turn takes them first
         for _ in range(DATAGRAMS_PER_WAKEUP):
             try:
                 data, address = self.sock.recvfrom(MAX_DATAGRAM)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                self.on_error(exc)
+                if not self._error_queue:
+                    self.on_error(exc, None)
+                # Else an error that came in meanwhile: it is still queued,
+                # and reported with its address next turn.
                 return
             self.on_datagram(data, (str(address[0]), int(address[1])))
 
+    def _take_errors(self) -> int:
+        """Report the queued errors of earlier sends (at most a turn's worth);
+        how many there were. Taking one also clears the error the next send
+        or receive would otherwise fail with."""
+        if not self._error_queue:
+            return 0
+        taken = 0
+        for _ in range(DATAGRAMS_PER_WAKEUP):
+            try:
+                _, ancillary, _, address = self.sock.recvmsg(
+                    0, ERROR_ANCILLARY, socket.MSG_ERRQUEUE
+                )
+            except OSError:  # EAGAIN: the queue is empty
+                return taken
+            taken += 1
+            code = errno.EIO
+            for level, kind, payload in ancillary:
+                if level == socket.IPPROTO_IP and kind == IP_RECVERR and len(payload) >= 4:
+                    code = struct.unpack_from("=I", payload)[0]
+            where = (str(address[0]), int(address[1])) if address else None
+            self.on_error(OSError(code, os.strerror(code)), where)
+        return taken
+
     def send(self, data: bytes, address: tuple[str, int]) -> None:
-        """Send one datagram; OSError (unreachable, no route) is the caller's."""
-        self.sock.sendto(data, address)
+        """Send one datagram; OSError (no route, too large) is the caller's.
+
+        Errors of earlier datagrams are reported first, in their order. One
+        that arrives between that and this send makes the send fail in its
+        stead (the kernel sends nothing then): it is reported, and the send
+        tried once more."""
+        self._take_errors()
+        try:
+            self.sock.sendto(data, address)
+        except OSError:
+            if not self._take_errors():
+                raise
+            self.sock.sendto(data, address)
 
     def close(self) -> None:
         self.reactor.forget(self.sock)
@@ -303,7 +360,9 @@ class LineReader:
     reader falls back to reading on the next turn, which a file always
     satisfies at once, so a phone with such a stdin still runs its loop.
     A line longer than MAX_LINE is cut, so a stream with no newline cannot
-    grow the buffer without bound.
+    grow the buffer without bound. While :meth:`pause` holds it, nothing is
+    read and the lines of the last read wait here (one read's worth at most),
+    so a pipe that runs ahead of its consumer waits in the pipe, not in memory.
     """
 
     MAX_LINE = 64 * 1024
@@ -320,7 +379,11 @@ class LineReader:
         self.on_line = on_line
         self.on_eof = on_eof
         self._buffer = b""
+        self._lines: deque[bytes] = deque()
+        """Whole lines read and not yet delivered (while paused)."""
+        self._at_end = False
         self._done = False
+        self._paused = False
         self._polled = False
         try:
             reactor.add_reader(fd, self._on_readable)
@@ -333,13 +396,37 @@ class LineReader:
             self._polled = True
             reactor.call_soon(self._poll)
 
+    def pause(self) -> None:
+        """Deliver no line and read nothing until :meth:`resume`."""
+        if self._paused or self._done:
+            return
+        self._paused = True
+        if not self._polled:
+            self.reactor.remove_reader(self.fd)
+
+    def resume(self) -> None:
+        """Deliver the lines kept meanwhile (on the next turn), then read on."""
+        if not self._paused or self._done:
+            return
+        self._paused = False
+        if self._polled:
+            self.reactor.call_soon(self._poll)
+        else:
+            self.reactor.add_reader(self.fd, self._on_readable)
+        self.reactor.call_soon(self._deliver)
+
     def _poll(self) -> None:
         self._on_readable()
-        if not self._done:
+        if not self._done and not self._paused:
             self.reactor.call_soon(self._poll)
 
     def _on_readable(self) -> None:
-        if self._done:
+        if self._done or self._paused:
+            return
+        if self._lines or self._at_end:
+            # Lines held while paused go first, and no more is read until
+            # they are gone: at most one read's worth is ever held.
+            self._deliver()
             return
         try:
             data = os.read(self.fd, 65536)
@@ -348,23 +435,24 @@ class LineReader:
         except OSError:
             data = b""
         if not data:
-            self._finish()
-            return
-        self._buffer += data
-        *lines, self._buffer = self._buffer.split(b"\n")
-        if len(self._buffer) > self.MAX_LINE:
-            lines.append(self._buffer[: self.MAX_LINE])
-            self._buffer = b""
-        for line in lines:
-            if self._done:
-                return
-            self.on_line(line.rstrip(b"\r").decode("utf-8", errors="replace"))
+            self._at_end = True
+            if self._buffer:
+                self._lines.append(self._buffer)
+                self._buffer = b""
+        else:
+            self._buffer += data
+            *lines, self._buffer = self._buffer.split(b"\n")
+            if len(self._buffer) > self.MAX_LINE:
+                lines.append(self._buffer[: self.MAX_LINE])
+                self._buffer = b""
+            self._lines.extend(lines)
+        self._deliver()
 
-    def _finish(self) -> None:
-        if self._buffer and not self._done:
-            line, self._buffer = self._buffer, b""
+    def _deliver(self) -> None:
+        while self._lines and not self._done and not self._paused:
+            line = self._lines.popleft()
             self.on_line(line.rstrip(b"\r").decode("utf-8", errors="replace"))
-        if not self._done:
+        if self._at_end and not self._lines and not self._done and not self._paused:
             self.close()
             self.on_eof()
 

@@ -310,6 +310,17 @@ class LineEditor:
             return b""
         return self._render().encode()
 
+    def withdraw(self) -> bytes:
+        """Take the prompt away for good (the program is ending): erase it
+        and the line from the screen and become inactive, so that what is
+        printed next is not followed by a prompt that is never answered."""
+        if self._prompt is None:
+            return b""
+        out = self._clear()
+        self._prompt = None
+        self._new_line()
+        return out.encode()
+
     def clear_line(self) -> bytes:
         """Erase the prompt and line from the screen (before suspending or
         exiting); the editor keeps them and ``redraw`` shows them again."""

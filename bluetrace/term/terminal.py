@@ -42,6 +42,14 @@ class Terminal(Protocol):
 
     def flush(self) -> None: ...
 
+    def hold_input(self, held: bool) -> None:
+        """Stop (or go on) taking typed lines while the program has as many
+        waiting as it keeps; what is typed meanwhile waits outside it."""
+
+    def end_prompt(self) -> None:
+        """The program is ending: no prompt is shown again, so the last
+        lines are not followed by one that is drawn and then erased."""
+
     def restore(self) -> None:
         """At exit, whatever the exit: the terminal as it was found."""
 
@@ -85,6 +93,17 @@ class PlainTerminal:
     def flush(self) -> None:
         with contextlib.suppress(OSError, ValueError):
             self.out.flush()
+
+    def hold_input(self, held: bool) -> None:
+        """A pipe is not read meanwhile: its lines wait in the pipe."""
+        if self._reader is not None:
+            if held:
+                self._reader.pause()
+            else:
+                self._reader.resume()
+
+    def end_prompt(self) -> None:
+        """Nothing to take back: output after a prompt starts a new line."""
 
     def prompt(self, text: str, secret: bool) -> None:
         self._echo(not secret)
@@ -198,11 +217,18 @@ class EditorTerminal:
     def show(self, text: str) -> None:
         self._pending.append(text)
 
+    def hold_input(self, held: bool) -> None:
+        """Nothing to do: keys typed while no prompt shows are kept by the
+        editor (up to its MAX_TYPEAHEAD), and Ctrl-C must always be read."""
+
     def flush(self) -> None:
         """Lines shown in one go are printed above the prompt in one redraw."""
         if self._pending:
             text, self._pending = "\n".join(self._pending), []
             self.console.write(self.editor.print_above(text))
+
+    def end_prompt(self) -> None:
+        self.console.write(self.editor.withdraw())
 
     def prompt(self, text: str, secret: bool) -> None:
         self.flush()
