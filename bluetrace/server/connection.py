@@ -34,11 +34,10 @@ from bluetrace.protocol.messages import (
     encode,
 )
 from bluetrace.protocol.states import Event, Reply, State, transition
-from bluetrace.protocol.timefmt import format_timestamp
 from bluetrace.protocol.wire import ErrorCode, LoginStatus, RegisterStatus
 from bluetrace.server import passwords
 from bluetrace.server.core import ServerCore
-from bluetrace.server.upload import CHECKS_NOT_RECORDED, DISCARD_TEXT, Checking, Upload
+from bluetrace.server.upload import CHECKS_NOT_RECORDED, DISCARD_TEXT, Checking, UploadSlot
 
 PRE_LOGIN_MAX_BODY = 2 * (1 + wire.MAX_TEXT_LEN)
 """Before login only LOGIN is legal, so a stranger may not make us buffer more."""
@@ -202,9 +201,7 @@ class ServerConnection:
         self._stream_ended = False
         """receive_data(b"") was called: the peer's stream is over."""
         self._closed = False
-        self._upload: Upload | None = None
-        self._discarded = 0
-        self._discard_code = ErrorCode.TOO_LARGE
+        self._upload = UploadSlot(core)
         self._checking: Checking | None = None
         self._more_work = False
         self._last_frame = now
@@ -511,40 +508,14 @@ class ServerConnection:
         self._apply(Event.REPLY_TYPE, now, f"a client may not send {message.TYPE.name}")
 
     def _upload_chunk(self, chunk: UploadRequest, now: float) -> None:
-        state, final, size = self.state, chunk.final, len(chunk.entries)
-        if state is State.AWAITING_LOGIN:
+        if self.state is State.AWAITING_LOGIN:
             self._apply(Event.REQUEST_BEFORE_LOGIN, now)
             return
-        if state is State.DISCARDING:
-            self._discarded += size
-            self._apply(Event.UPLOAD_FINAL if final else Event.UPLOAD_MORE, now)
-            return
         upload = self._upload
-        if state is State.LOGGED_IN or upload is None:
-            upload = self._upload = Upload(format_timestamp(self.core.clock.wall()))
-            within = (Event.UPLOAD_FINAL, Event.UPLOAD_MORE)
-        else:
-            within = (Event.UPLOAD_FINAL_WITHIN, Event.UPLOAD_MORE_WITHIN)
-        if upload.count + size > self.limits.max_upload_entries:
-            event = Event.UPLOAD_FINAL_PAST if final else Event.UPLOAD_MORE_PAST
-            self._discard(upload, size, ErrorCode.TOO_LARGE)
-        elif (refusal := self.core.reserve_entries(self.username or "", size, now)) is not None:
-            event = Event.UPLOAD_FINAL_REFUSED if final else Event.UPLOAD_MORE_REFUSED
-            self._discard(upload, size, refusal)
-        else:
-            upload.hold(chunk.entries)
-            event = within[0] if final else within[1]
+        event = upload.chunk(self.state, chunk, self.username or "", now)
+        self._events += [Log(line) for line in upload.log]
+        upload.log.clear()
         self._apply(event, now)
-
-    def _discard(self, upload: Upload, size: int, code: ErrorCode) -> None:
-        """Drop what the upload holds and count the rest as it passes."""
-        self.core.release_entries(upload.count)
-        self._discarded = upload.count + size
-        self._discard_code = code
-        self._upload = None
-        self._events.append(
-            Log(f"upload from {self.username} discarded ({code.name}) at {upload.count:,} entries")
-        )
 
     def _login(self, request: LoginRequest, now: float) -> None:
         """Decide a LOGIN, or hand its password check to the host (a hashed
@@ -634,10 +605,9 @@ class ServerConnection:
         elif reply is Reply.TEMPID:
             self._issue_tempid()
         elif reply is Reply.UPLOAD:
-            if self._upload is None or self.username is None:
-                raise RuntimeError("an upload reply with no upload in progress")
-            self._checking = Checking(self.core, self, self.username, self._upload)
-            self._upload = None
+            if self.username is None:
+                raise RuntimeError("an upload reply before login")
+            self._checking = Checking(self.core, self, self.username, self._upload.finished())
         elif reply is Reply.LOGOUT:
             self._send(_LOGOUT_REPLY, output=f"{self.username} logout")
         elif reply not in (Reply.NONE, Reply.DISCARD):
@@ -650,20 +620,19 @@ class ServerConnection:
         if fixed is not None:
             return fixed
         if reply is Reply.UNEXPECTED_DISCARDED:
-            dropped = self._upload.count if self._upload is not None else 0
+            dropped = self._upload.count
             self._abandon("another request came first")
             return (
                 ErrorCode.UNEXPECTED,
                 f"upload interrupted by another request; {dropped:,} entries dropped",
             )
         if reply in (Reply.TOO_LARGE_DISCARDED, Reply.REFUSED_DISCARDED, Reply.DISCARD_END):
-            count, code = self._discarded, self._discard_code
-            self._discarded = 0
+            count, code = self._upload.take_discarded()
             return code, DISCARD_TEXT[code].format(
                 limit=self.limits.max_upload_entries, count=count
             )
         if reply is Reply.UNEXPECTED_REQUEST and not why:
-            self._discarded = 0
+            self._upload.take_discarded()
             return ErrorCode.UNEXPECTED, "upload interrupted by another request; it was discarded"
         code = {
             Reply.TIMEOUT: ErrorCode.TIMEOUT,
@@ -774,20 +743,19 @@ class ServerConnection:
 
     def _abandon(self, why: str) -> None:
         """Drop an unfinished upload: nothing of it is recorded."""
-        dropped = self._upload.count if self._upload is not None else 0
-        if self._checking is not None:
-            dropped = self._checking.upload.count
-        if self._checking is not None:
-            self._checking.abort()
-        if self._upload is not None or self._checking is not None:
+        checking, in_progress = self._checking, self._upload.current is not None
+        dropped = self._upload.drop()
+        if checking is not None:
+            checking.abort()
+            dropped = checking.upload.count
             self.core.release_entries(dropped)
+        if in_progress or checking is not None:
             self._events.append(
                 Log(
                     f"upload from {self.username} abandoned after {dropped:,} entries; "
                     f"nothing recorded ({why})"
                 )
             )
-        self._upload = None
         self._checking = None
 
     def _login_attempt(self, event: Event, username: str, now: float) -> None:

@@ -11,7 +11,9 @@ is checked, and tells the peer.
 from dataclasses import dataclass, field
 from typing import Final
 
-from bluetrace.protocol.messages import ErrorReply, TempIDWindow
+from bluetrace.protocol.messages import ErrorReply, TempIDWindow, UploadRequest
+from bluetrace.protocol.states import Event, State
+from bluetrace.protocol.timefmt import format_timestamp
 from bluetrace.protocol.wire import ErrorCode
 from bluetrace.server.core import ServerCore
 from bluetrace.server.stores import CheckBatch, CheckRecord
@@ -53,6 +55,82 @@ class Upload:
         """Keep a chunk's entries (already reserved) until the final chunk."""
         self.count += len(entries)
         self.chunks.append(entries)
+
+
+class UploadSlot:
+    """A connection's upload between its chunks: the one in progress (held
+    in the server's budget of entries) or, once discarded, the count of its
+    entries as they pass and why it was discarded. The connection asks
+    :meth:`chunk` which row of the state table a chunk is, and applies it.
+    """
+
+    def __init__(self, core: ServerCore) -> None:
+        self.core = core
+        self.current: Upload | None = None
+        self.discarded = 0
+        """Entries of the discarded upload so far (for the client's ERROR)."""
+        self.discard_code = ErrorCode.TOO_LARGE
+        self.log: list[str] = []
+        """Lines for the server's log, taken by the connection."""
+
+    @property
+    def count(self) -> int:
+        """Entries the upload in progress holds."""
+        return self.current.count if self.current is not None else 0
+
+    def chunk(self, state: State, chunk: UploadRequest, username: str, now: float) -> Event:
+        """The state table's event for ``chunk`` (logged in, uploading or
+        discarding), with its entries held, or the upload discarded."""
+        final, size = chunk.final, len(chunk.entries)
+        if state is State.DISCARDING:
+            self.discarded += size
+            return Event.UPLOAD_FINAL if final else Event.UPLOAD_MORE
+        upload = self.current
+        if state is State.LOGGED_IN or upload is None:
+            upload = self.current = Upload(format_timestamp(self.core.clock.wall()))
+            within = (Event.UPLOAD_FINAL, Event.UPLOAD_MORE)
+        else:
+            within = (Event.UPLOAD_FINAL_WITHIN, Event.UPLOAD_MORE_WITHIN)
+        if upload.count + size > self.core.limits.max_upload_entries:
+            self._discard(upload, size, ErrorCode.TOO_LARGE, username)
+            return Event.UPLOAD_FINAL_PAST if final else Event.UPLOAD_MORE_PAST
+        refusal = self.core.reserve_entries(username, size, now)
+        if refusal is not None:
+            self._discard(upload, size, refusal, username)
+            return Event.UPLOAD_FINAL_REFUSED if final else Event.UPLOAD_MORE_REFUSED
+        upload.hold(chunk.entries)
+        return within[0] if final else within[1]
+
+    def _discard(self, upload: Upload, size: int, code: ErrorCode, username: str) -> None:
+        """Drop what the upload holds and count the rest as it passes."""
+        self.core.release_entries(upload.count)
+        self.discarded = upload.count + size
+        self.discard_code = code
+        self.current = None
+        self.log.append(
+            f"upload from {username} discarded ({code.name}) at {upload.count:,} entries"
+        )
+
+    def take_discarded(self) -> tuple[int, ErrorCode]:
+        """The discarded upload's count and code, for its ERROR; then forgotten."""
+        count, self.discarded = self.discarded, 0
+        return count, self.discard_code
+
+    def finished(self) -> Upload:
+        """The final chunk arrived within the limits: the upload, to check."""
+        upload, self.current = self.current, None
+        if upload is None:
+            raise RuntimeError("an upload reply with no upload in progress")
+        return upload
+
+    def drop(self) -> int:
+        """Forget the upload in progress (its entries leave the budget); how
+        many entries it held."""
+        dropped = self.count
+        if self.current is not None:
+            self.core.release_entries(dropped)
+        self.current = None
+        return dropped
 
 
 class Checking:
