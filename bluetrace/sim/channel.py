@@ -50,6 +50,9 @@ BATCH_CELLS = 2_000_000
 #: cycle of randomised gaps (about 2.8 h for OpenTrace Android) from its own phase.
 SCAN_CYCLE_BITS = 8
 SCAN_CYCLE_GAPS = 1 << SCAN_CYCLE_BITS
+#: Buckets per profile of ``scans_before``'s table (a bucket narrower than a gap
+#: holds at most one scan start, so a look-up is one step from its answer).
+SCAN_BUCKETS = 4 * SCAN_CYCLE_GAPS
 #: Salt of the background-spell hash (``arrays.hash_uniform``).
 BACKGROUND_SALT = 0x6B67
 
@@ -179,6 +182,12 @@ class PhoneArrays:
         # Each profile's starts shifted into a band of its own: one sorted array.
         self._band = 2.0 * float(lengths.max()) + 1.0
         self._flat = (starts + self._band * np.arange(n_prof)[:, None]).ravel()
+        # A look-up table for scans_before: the answer at each bucket's lower edge.
+        edges = np.arange(SCAN_BUCKETS)[None, :] * (lengths / SCAN_BUCKETS)[:, None]
+        self._bucket_first = np.searchsorted(
+            self._flat, (edges + self._band * np.arange(n_prof)[:, None]).ravel(), side="left"
+        ).astype(np.int64)
+        self._bucket_scale = SCAN_BUCKETS / lengths
         self.scan_phase = rng.uniform(0.0, 1.0, world.n) * lengths[idx]
         self.beacon_phase = rng.uniform(0.0, 1.0, world.n) * sc.beacon_interval
         self.window = np.array([0.0 if p.listens_always else p.scan_window
@@ -214,7 +223,10 @@ class PhoneArrays:
         u = t - self.scan_phase[person]
         cycles = np.floor(u / length)
         within = u - cycles * length
-        k = np.searchsorted(self._flat, prof * self._band + within, side="left")
+        k = _search_from(self._flat, prof * self._band + within, self._bucket_first[
+            prof * SCAN_BUCKETS
+            + np.clip(within * self._bucket_scale[prof], 0, SCAN_BUCKETS - 1).astype(np.int64)
+        ])
         return (cycles.astype(np.int64) * SCAN_CYCLE_GAPS
                 + (k - prof * SCAN_CYCLE_GAPS)).astype(np.int64)
 
@@ -233,6 +245,14 @@ class PhoneArrays:
         cycle = self.adv_on[tx] + self.adv_off[tx]
         share = np.minimum(1.0, (self.adv_on[tx] + self.window[rx]) / np.maximum(cycle, 1e-9))
         return np.asarray(np.where(self.adv_off[tx] > 0, share, 1.0), dtype=np.float64)
+
+    def always_advertising_in(self, tx: IntArray, window: FloatArray) -> BoolArray:
+        """Whether every window of ``window`` s holds some advertising of ``tx``: it
+        never pauses, or its pause is shorter than the window (then
+        ``advertising_during`` is true at every moment, as computed there: any
+        position in the cycle is below ``adv_on`` or above ``cycle - window``)."""
+        on, off = self.adv_on[tx], self.adv_off[tx]
+        return np.asarray((off <= 0) | ((on + off) - window < on), dtype=bool)
 
     def advertising_during(self, tx: IntArray, t: FloatArray, window: FloatArray) -> BoolArray:
         """Whether ``tx`` advertises at some moment of [t, t + window]."""
@@ -276,6 +296,27 @@ class PhoneArrays:
         return np.asarray(np.where(short, at_mid, mean), dtype=np.float64)
 
 
+def _search_from(sorted_values: FloatArray, v: FloatArray, guess: IntArray) -> IntArray:
+    """``np.searchsorted(sorted_values, v, side="left")``, walking from ``guess``.
+
+    With a guess a step or two from the answer (``scans_before``'s bucket table)
+    this is a few passes over ``v`` instead of a binary search per value; the
+    walk ends where sorted_values[k - 1] < v <= sorted_values[k], which is the
+    binary search's answer whatever the guess.
+    """
+    k = np.array(guess, dtype=np.int64)
+    top = sorted_values.size
+    down = np.flatnonzero((k > 0) & (sorted_values[np.maximum(k - 1, 0)] >= v))
+    while down.size:
+        k[down] -= 1
+        down = down[(k[down] > 0) & (sorted_values[np.maximum(k[down] - 1, 0)] >= v[down])]
+    up = np.flatnonzero((k < top) & (sorted_values[np.minimum(k, top - 1)] < v))
+    while up.size:
+        k[up] += 1
+        up = up[(k[up] < top) & (sorted_values[np.minimum(k[up], top - 1)] < v[up])]
+    return k
+
+
 @dataclass(frozen=True)
 class Opportunities:
     """Detection opportunities of directed links: ``count`` of them from index
@@ -288,6 +329,19 @@ class Opportunities:
     first: IntArray
     count: IntArray
     beacon_interval: float
+
+    def times_by_column(self, phones: PhoneArrays, sel: IntArray, width: int) -> FloatArray:
+        """``times(...)`` transposed, (width, len(sel)), laid out column by column."""
+        j = self.first[sel][None, :] + np.arange(width)[:, None]
+        scanning = self.scanning[sel]
+        if not scanning.any():
+            return np.asarray(phones.beacon_phase[self.sender[sel]][None, :]
+                              + j * self.beacon_interval, dtype=np.float64)
+        scans = phones.scan_time(self.receiver[sel][None, :], j)
+        if scanning.all():
+            return scans
+        beacons = phones.beacon_phase[self.sender[sel]][None, :] + j * self.beacon_interval
+        return np.asarray(np.where(scanning[None, :], scans, beacons), dtype=np.float64)
 
     def times(self, phones: PhoneArrays, sel: IntArray, width: int) -> FloatArray:
         """(len(sel), width) start times of opportunities 0..width-1 of rows ``sel``."""
@@ -353,28 +407,37 @@ def simulate_opportunities(
         start += pos.size
         sel = rows[pos]
         rx, tx = links.receiver[sel], links.sender[sel]
-        valid = np.arange(width)[None, :] < count[pos][:, None]
-        t = opp.times(phones, sel, width)
-        noise = rng.standard_normal((sel.size, width))
-        att = links.mean[sel][:, None] + links.s_scan[sel][:, None] * noise
-        chance = np.broadcast_to(links.q[sel][:, None], t.shape)
+        n_sel = sel.size
+        # Times and validity are built column by column (one column per opportunity
+        # index), the layout the revisit rule walks; the draws stay row by row.
+        t_cols = opp.times_by_column(phones, sel, width)
+        t = t_cols.T
+        valid_cols = np.arange(width)[:, None] < count[pos][None, :]
+        att = rng.standard_normal((n_sel, width))
+        att *= links.s_scan[sel][:, None]
+        att += links.mean[sel][:, None]  # mean + s_scan x N(0, 1)
+        luck = rng.random((n_sel, width))
         if phones.per_os:
-            chance = chance * phones.os_factor_at(rx[:, None], tx[:, None], t)
-        luck = rng.random((sel.size, width)) < chance
-        ok = valid & (att <= links.threshold[sel][:, None]) & luck
-        if (phones.adv_off[tx] > 0).any():
-            window = np.where(opp.scanning[sel], phones.window[rx], 0.0)[:, None]
-            ok &= phones.advertising_during(tx[:, None], t, window)
+            chance = links.q[sel][:, None] * phones.os_factor_at(rx[:, None], tx[:, None], t)
+            ok = luck < chance
+        else:
+            ok = luck < links.q[sel][:, None]
+        ok &= att <= links.threshold[sel][:, None]
+        ok &= valid_cols.T
+        _advertising(phones, opp.scanning[sel], rx, tx, t=t, ok=ok)
         revisit = phones.revisit[rx]
-        blocked = np.zeros(sel.size, dtype=np.int64)
+        blocked = np.zeros(n_sel, dtype=np.int64)
         if (revisit > 0).any():
-            ok, blocked = _revisit_rule(t, ok, valid, revisit)
-        gi, ji = np.nonzero(ok)
-        hits[pos] = ok.sum(axis=1)
+            ok_cols, blocked = _revisit_rule(t_cols, np.ascontiguousarray(ok.T), valid_cols,
+                                             revisit)
+            ok = np.ascontiguousarray(ok_cols.T)
+        found = np.flatnonzero(ok)
+        gi, ji = np.divmod(found, width)
+        hits[pos] = np.bincount(gi, minlength=n_sel)
         blocked_total[pos] = blocked
         g_out.append(pos[gi])
-        t_out.append(t[gi, ji])
-        a_out.append(att[gi, ji])
+        t_out.append(t_cols[ji, gi])
+        a_out.append(att.ravel()[found])
     if not g_out:
         empty_f = np.empty(0)
         return hits, blocked_total, np.empty(0, dtype=np.int64), empty_f, empty_f
@@ -382,27 +445,38 @@ def simulate_opportunities(
             np.concatenate(a_out))
 
 
+def _advertising(
+    phones: PhoneArrays, scanning: BoolArray, rx: IntArray, tx: IntArray, *, t: FloatArray,
+    ok: BoolArray,
+) -> None:
+    """Clear in ``ok`` the opportunities at ``t`` whose receiver's scan window holds
+    none of the sender's advertising; rows whose windows always hold some are skipped."""
+    window = np.where(scanning, phones.window[rx], 0.0)
+    check = np.flatnonzero(~phones.always_advertising_in(tx, window))
+    if check.size:
+        ok[check] &= phones.advertising_during(tx[check][:, None], t[check],
+                                               window[check][:, None])
+
+
 def _revisit_rule(
-    t: FloatArray, ok: BoolArray, valid: BoolArray, revisit: FloatArray
+    t_cols: FloatArray, ok_cols: BoolArray, valid_cols: BoolArray, revisit: FloatArray
 ) -> tuple[BoolArray, IntArray]:
-    """Apply the revisit rule to (rows, opportunities) successes in time order: a
+    """Apply the revisit rule to (opportunities, rows) successes in time order: a
     success is kept only when no kept reading of the row's sender falls in the
-    last ``revisit[row]`` s. Returns (kept successes, opportunities blocked per row).
+    last ``revisit[row]`` s. Returns (kept successes, updated in ``ok_cols`` in
+    place, and the opportunities blocked per row).
 
     Column by column in time (each row's state is the end of its last reading);
-    on transposed copies each column is contiguous, which is what makes the loop
-    cheap next to the draws.
+    the arrays are laid out by column, so each column is contiguous, which is
+    what makes the loop cheap next to the draws.
     """
-    rows = t.shape[0]
+    rows = t_cols.shape[1]
     blocked = np.zeros(rows, dtype=np.int64)
     until = np.full(rows, -np.inf)
-    t_cols = np.ascontiguousarray(t.T)
-    ok_cols = np.ascontiguousarray(ok.T)
-    valid_cols = np.ascontiguousarray(valid.T)
     free = np.empty(rows, dtype=bool)
     for t_col, ok_col, valid_col in zip(t_cols, ok_cols, valid_cols, strict=True):
         np.greater_equal(t_col, until, out=free)
         blocked += valid_col & ~free
         np.logical_and(ok_col, free, out=ok_col)  # in place: ok_cols holds the result
         np.copyto(until, t_col + revisit, where=ok_col)
-    return np.asarray(ok_cols.T), blocked
+    return ok_cols, blocked
