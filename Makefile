@@ -39,7 +39,7 @@ status=$$?; \
 	  exit $$status
 endef
 
-.PHONY: help install test lint typecheck unit fuzz bench simulate sim-bench sim-bench-million investigate \
+.PHONY: help install test lint typecheck unit fuzz bench simulate sim-bench sim-bench-million sim-bench-cluster investigate \
         conform run-server run-client certs clean clean-data
 
 help:
@@ -51,6 +51,7 @@ help:
 	@echo "make conform      the conformance kit against bluetrace's own server and phone"
 	@echo "make bench | sim-bench | fuzz   performance figures and long fuzzing"
 	@echo "make sim-bench-million  town at 1,000,000 phones x 21 days (minutes)"
+	@echo "make sim-bench-cluster  the same on a local Dask cluster of 2 worker processes"
 	@echo "make certs        a self-signed certificate for trying TLS (see README)"
 	@echo "make clean        remove build and cache files (keeps .bluetrace/server data)"
 	@echo "make clean-data   remove the server's and phones' data under .bluetrace/"
@@ -94,6 +95,11 @@ sim-bench: install
 sim-bench-million: install
 	@mkdir -p .bluetrace/bench
 	$(BIN)/python -m bluetrace.sim.bench --people 1000000 --json .bluetrace/bench/sim-million.json
+
+sim-bench-cluster: install
+	@mkdir -p .bluetrace/bench
+	$(BIN)/python -m bluetrace.sim.bench --people 1000000 --workers 2 --no-ceiling \
+		--json .bluetrace/bench/sim-cluster.json
 
 investigate: install
 	$(BIN)/python -m bluetrace.sim.studies.investigate

@@ -19,8 +19,11 @@ import platform
 import resource
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +32,7 @@ from bluetrace.sim.metrics import seed_metrics
 from bluetrace.sim.progress import step
 from bluetrace.sim.result import EngineResult
 from bluetrace.sim.scenario import Scenario, ScenarioError, apply_overrides, load_scenario
+from bluetrace.sim.serverload import SERVER_BENCH, implied_load, load_table, server_capacity
 from bluetrace.sim.world import World
 
 TARGET_SECONDS = 60.0
@@ -41,8 +45,23 @@ def peak_rss_bytes() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print the table; returns the exit status."""
+def _engine(
+    scenario: Scenario, seed: int, workers: int,
+) -> tuple[World, EngineResult, float, list[int]]:
+    """(world, result, wall time, each worker's peak memory) of one fast-engine run, here
+    or on a local cluster of ``workers`` processes."""
+    worker_peaks: list[int] = []
+    with step("bench: fast engine", enabled=False), local_cluster(workers) as client:
+        t0 = time.perf_counter()
+        world = World.build(scenario, seed)
+        result = run_fast(world)
+        t_engine = time.perf_counter() - t0
+        if client is not None:
+            worker_peaks = sorted(int(v) for v in client.run(peak_rss_bytes).values())
+    return world, result, t_engine, worker_peaks
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bluetrace.sim.bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="1,000 people x 2 days")
     parser.add_argument("--seed", type=int, default=1)
@@ -51,7 +70,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="town scaled to N people (places in proportion), e.g. 1000000")
     parser.add_argument("--server-bench", type=Path, default=SERVER_BENCH, metavar="PATH",
                         help=f"make bench's results, for the server load ratio ({SERVER_BENCH})")
-    args = parser.parse_args(argv)
+    parser.add_argument("--workers", type=int, default=0, metavar="N",
+                        help="run the engine's days on a local Dask cluster of N worker "
+                             "processes (one thread each) and print each worker's peak memory")
+    parser.add_argument("--no-ceiling", action="store_true",
+                        help="skip measuring the ceiling (for cluster sizing runs)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the table; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if args.workers < 0:
+        print("bench: error: --workers must be 0 or more", file=sys.stderr)
+        return 2
     try:
         scenario = load_scenario("town")
         if args.quick:
@@ -65,16 +97,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 2
     # Progress as plain lines on stderr (no spinner thread while the clock runs).
-    with step("bench: ceiling (intervals and one draw per link)", enabled=False):
-        t_ceiling = ceiling_seconds(scenario, args.seed)
-    with step("bench: fast engine", enabled=False):
-        t0 = time.perf_counter()
-        world = World.build(scenario, args.seed)
-        result = run_fast(world)
-        t_engine = time.perf_counter() - t0
+    t_ceiling = 0.0
+    if not args.no_ceiling:
+        with step("bench: ceiling (intervals and one draw per link)", enabled=False):
+            t_ceiling = ceiling_seconds(scenario, args.seed)
+    world, result, t_engine, worker_peaks = _engine(scenario, args.seed, args.workers)
     with step("bench: metrics", enabled=False):
+        t_metrics = time.perf_counter()
         metrics = seed_metrics(world, result)
-        t_total = time.perf_counter() - t0
+        t_total = t_engine + time.perf_counter() - t_metrics
     peak = peak_rss_bytes()
     cpu = platform.processor() or platform.machine()
     print(f"machine: {platform.node()} ({cpu}, {os.cpu_count()} CPUs), Python "
@@ -84,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'figure':40s} {'measured':>14s} {'ceiling':>9s} {'ratio':>6s} {'target':>8s}")
     ratio = f"{t_engine / t_ceiling:.1f}x" if t_ceiling > 0 else ""
     rows = [
-        ("fast engine wall time (s)", f"{t_engine:.1f}", f"{t_ceiling:.1f}", ratio,
+        ("fast engine wall time (s)", f"{t_engine:.1f}",
+         f"{t_ceiling:.1f}" if t_ceiling > 0 else "-", ratio,
          f"<= {TARGET_SECONDS:.0f}"),
         ("engine + metrics wall time (s)", f"{t_total:.1f}", "", "", f"<= {TARGET_SECONDS:.0f}"),
         ("peak memory (GiB)", f"{peak / 1024**3:.2f}", "", "",
@@ -96,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for name, measured, ceiling, rat, target in rows:
         print(f"{name:40s} {measured:>14s} {ceiling:>9s} {rat:>6s} {target:>8s}")
+    sizing = cluster_sizing(world.n, scenario.days, t_engine, args.workers, worker_peaks)
+    print_sizing(sizing, worker_peaks)
     det = metrics["detection"]["log"][scenario.primary_rule]
     print(f"log recall vs {scenario.primary_rule}: {det['tp']} of {det['true']}, "
           f"precision {det['tp']} of {det['named']}")
@@ -107,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"targets for a scaled run: <= {MILLION_TARGET_SECONDS:.0f} s and "
               f"<= {MILLION_TARGET_BYTES / 1024**3:.0f} GiB: " + ("met" if ok else "NOT met"))
         _write_json(args.json, world, scenario, args.seed, t_engine, t_total, t_ceiling, peak,
-                    exact, load)
+                    exact, load, sizing)
         return 0
     with step("bench: exact engine (real phones and server)", enabled=False):
         exact = exact_figures(quick=args.quick)
@@ -129,14 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("within targets" if ok else "OUTSIDE targets")
     _write_json(args.json, world, scenario, args.seed, t_engine, t_total, t_ceiling, peak,
-                exact, load)
+                exact, load, sizing)
     return 0
 
 
 def _write_json(  # noqa: PLR0917
     path: str | None, world: World, scenario: Scenario, seed: int, t_engine: float,
     t_total: float, t_ceiling: float, peak: int, exact: dict[str, float],
-    load: dict[str, float],
+    load: dict[str, float], sizing: dict[str, float],
 ) -> None:
     if not path:
         return
@@ -146,18 +180,61 @@ def _write_json(  # noqa: PLR0917
         "engine_and_metrics_s": round(t_total, 3), "ceiling_s": round(t_ceiling, 3),
         "peak_rss_bytes": peak, "target_s": TARGET_SECONDS, "target_bytes": TARGET_BYTES,
         "exact": exact, "exact_target_per_s": EXACT_TARGET, "server_load": load,
+        "cluster": sizing,
     }
     Path(path).write_text(json.dumps(figures, indent=1) + "\n")
 
 
-#: Where ``make bench`` writes what one server measured.
-SERVER_BENCH = Path(".bluetrace/bench/results.json")
 #: Targets of the scaled (a million phones) run on this machine.
 MILLION_TARGET_SECONDS = 120.0
 MILLION_TARGET_BYTES = 8 * 1024**3
-#: Hours over which a day's uploads are assumed to be checked (a health authority's
-#: working day); the peak checking rate is the day's entries over them.
-CHECKING_HOURS = 8.0
+
+
+@contextmanager
+def local_cluster(workers: int) -> Iterator[Any]:
+    """A local Dask cluster of ``workers`` processes (one thread each) that fast-engine
+    runs go to inside the block, or nothing (None) for 0."""
+    if workers == 0:
+        yield None
+        return
+    import distributed  # noqa: PLC0415 (only cluster runs need it)
+
+    from bluetrace.sim import cluster  # noqa: PLC0415
+
+    local_type: Any = distributed.LocalCluster
+    client_type: Any = distributed.Client
+    with local_type(n_workers=workers, threads_per_worker=1, processes=True,
+                    host="127.0.0.1", dashboard_address=None) as dask_cluster, \
+            client_type(dask_cluster) as client, cluster.using(client):
+        yield client
+
+
+def cluster_sizing(
+    phones: int, days: int, t_engine: float, workers: int, worker_peaks: list[int],
+) -> dict[str, float]:
+    """What one worker needs: its peak memory, and the worker time a simulated day of
+    a million phones takes (the engine's wall time x workers, per day, per million)."""
+    if workers == 0 or not worker_peaks:
+        return {}
+    return {
+        "workers": float(workers),
+        "worker_peak_rss_max_bytes": float(max(worker_peaks)),
+        "worker_peak_rss_sum_bytes": float(sum(worker_peaks)),
+        "wall_s_per_day": t_engine / max(days, 1),
+        "worker_s_per_day_per_million": t_engine * workers / max(days, 1) / (phones / 1e6),
+    }
+
+
+def print_sizing(sizing: dict[str, float], worker_peaks: list[int]) -> None:
+    """The cluster run's figures per worker (nothing for a run in this process)."""
+    if not sizing:
+        return
+    print(f"on a local Dask cluster of {sizing['workers']:.0f} worker processes: peak memory "
+          f"per worker {sizing['worker_peak_rss_max_bytes'] / 1024**3:.2f} GiB (all: "
+          + ", ".join(f"{p / 1024**3:.2f}" for p in worker_peaks)
+          + f"), {sizing['wall_s_per_day']:.1f} s of wall time per simulated day, "
+          f"{sizing['worker_s_per_day_per_million']:.1f} worker-seconds per simulated "
+          "day per million phones (the ceiling, if measured, is one process)")
 
 
 def scaled_town(scenario: Scenario, people: int) -> Scenario:
@@ -171,55 +248,21 @@ def scaled_town(scenario: Scenario, people: int) -> Scenario:
 
 
 def server_load(scenario: Scenario, result: EngineResult) -> dict[str, float]:
-    """The health authority's load the run implies.
-
-    TempIDs: phones ask on their own expiry clocks, which are spread evenly, so the
-    peak rate is the mean (requests and TempIDs over the run's seconds). Uploads and
-    checked entries happen at the upload moment in the run; a real country's
-    uploads come every day, so per day they are the run's over its days, and the
-    peak checking rate is a day's entries over CHECKING_HOURS.
-    """
-    work = result.server_work
-    seconds = scenario.duration
-    days = max(scenario.days, 1)
-    entries_per_day = work.get("upload_entries", 0) / days
-    return {
-        "tempid_requests_per_s": work.get("tempid_requests", 0) / seconds,
-        "tempids_issued_per_s": work.get("tempids_issued", 0) / seconds,
-        "uploads_per_day": work.get("uploads", 0) / days,
-        "entries_checked_per_day": entries_per_day,
-        "entries_checked_per_s_peak": entries_per_day / (CHECKING_HOURS * 3600.0),
-    }
+    """The health authority's load the run implies (``serverload.implied_load``)."""
+    return implied_load(scenario, result.server_work)
 
 
 def print_server_load(load: dict[str, float], bench_path: Path) -> None:
     """The load beside one server's measured capacity (``make bench``), as servers needed."""
-    server: dict[str, float] = {}
-    try:
-        figures = json.loads(bench_path.read_text())["figures"]
-        for row in figures:
-            if row.get("part") == "checking" and "entries checked/s" in row.get("name", ""):
-                server["checking"] = float(row["value"])
-            if row.get("part") == "sessions" and row.get("unit") == "/s":
-                server["sessions"] = max(server.get("sessions", 0.0), float(row["value"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        server = {}
+    table = load_table(load, server_capacity(bench_path), bench_path)
     print("server load this run implies:")
-    rows = [
-        ("TempID requests/s (sessions)", load["tempid_requests_per_s"], server.get("sessions")),
-        ("TempIDs issued/s", load["tempids_issued_per_s"], None),
-        ("uploads/day", load["uploads_per_day"], None),
-        ("entries checked/day", load["entries_checked_per_day"], None),
-        (f"entries checked/s at peak ({CHECKING_HOURS:.0f} h a day)",
-         load["entries_checked_per_s_peak"], server.get("checking")),
-    ]
-    for name, value, capacity in rows:
-        line = f"  {name:44s} {value:>14,.1f}"
-        if capacity:
-            line += f"   one server: {capacity:,.0f}/s -> {value / capacity:.3f} servers"
+    for row in table["rows"]:
+        line = f"  {row['figure']:46s} {row['load']:>14,.1f}"
+        if row["one_server_per_s"]:
+            line += (f"   one server: {row['one_server_per_s']:,.0f}/s -> "
+                     f"{row['servers_needed']:.3f} servers")
         print(line)
-    if not server:
-        print(f"  (no make bench results at {bench_path}: run make bench for the ratio)")
+    print(f"  ({table['note']})")
 
 
 EXACT_TARGET = 100_000

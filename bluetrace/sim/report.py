@@ -24,6 +24,7 @@ import bluetrace
 from bluetrace.sim import figures
 from bluetrace.sim.runs import SeedRun
 from bluetrace.sim.scenario import Scenario, scenario_to_dict
+from bluetrace.sim.serverload import SERVER_BENCH, implied_load, load_table, server_capacity
 
 TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -74,6 +75,19 @@ co-located 30-s windows heard, one way and by either phone. Intervals as above.<
 {% endfor %}</table>
 <h2>Counters</h2>
 <table>{% for k, v in counters %}<tr><td class="l">{{ k }}</td><td>{{ v }}</td></tr>
+{% endfor %}</table>
+<h2>Server load</h2>
+<p>What the health authority's server would have to do if this run's phones were a
+country (TempIDs on the phones' expiry clocks, a day's uploads checked in a working day),
+beside one bluetrace server's rates measured by make bench on this machine.
+{{ server_load.note }}.</p>
+<table><tr><th class="l">figure</th><th>this run</th><th>one server</th>
+<th>servers needed</th></tr>
+{% for row in server_load.rows %}<tr><td class="l">{{ row.figure }}</td>
+<td>{{ "{:,.1f}".format(row.load) if row.load >= 10 else "{:.3g}".format(row.load) }}</td>
+<td>{{ "{:,.0f}/s".format(row.one_server_per_s) if row.one_server_per_s else "-" }}</td>
+<td>{{ "{:.3f}".format(row.servers_needed) if row.servers_needed is not none else
+"-" }}</td></tr>
 {% endfor %}</table>
 <h2>Figures</h2>
 {% for f in figures %}<h3>{{ f.title }}</h3><img alt="{{ f.title }}" src="{{ f.uri }}">
@@ -324,9 +338,15 @@ def write_figure_data(out: Path, run: SeedRun) -> list[Path]:
 def write_all(
     out: Path, scenario: Scenario, engine: str, runs: list[SeedRun], *,
     combined: dict[str, Any], sweep: list[dict[str, Any]],
+    server_bench: Path = SERVER_BENCH,
 ) -> Path:
-    """Write every output into ``out``; returns the path of report.html."""
+    """Write every output into ``out``; returns the path of report.html.
+
+    ``server_bench``: make bench's results, for the servers the load needs."""
     out.mkdir(parents=True, exist_ok=True)
+    work = {k: float(v["value"] or 0.0) for k, v in combined["server_work"].items()}
+    server_load = load_table(implied_load(scenario, work), server_capacity(server_bench),
+                             server_bench)
     seeds = [r.seed for r in runs]
     per_seed = [
         {"seed": r.seed,
@@ -342,6 +362,7 @@ def write_all(
         "metrics": combined,
         "per_seed": per_seed,
         "sweep": sweep,
+        "server_load": server_load,
     }
     (out / "results.json").write_text(
         json.dumps(_jsonable(results), indent=1, sort_keys=True) + "\n"
@@ -408,7 +429,7 @@ def write_all(
         params=params, truths=truths, detection_rows=rows, counters=counters, by_pair=by_pair,
         figures=[{"title": t, "uri": "data:image/png;base64,"
                   + base64.b64encode(p.read_bytes()).decode("ascii")} for t, p in figs],
-        versions=versions(),
+        versions=versions(), server_load=server_load,
     )
     report = out / "report.html"
     report.write_text(html)
