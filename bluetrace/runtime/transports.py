@@ -126,24 +126,16 @@ class Stream:
         """Read once (the owner's turn for this socket, see ``on_readable``);
         the bytes taken, 0 at the peer's end or an error (then closed)."""
         self._parked = False
-        self._update()
         return self._read()
 
     def unpark(self) -> None:
         """Give the turn back without reading: reading follows ``set_reading``."""
-        if self._parked:
-            self._parked = False
-            self._update()
+        self._parked = False
 
     def _update(self) -> None:
         if self.closed:
             return
-        reading = (
-            self._want_read
-            and not self._parked
-            and not self._close_when_flushed
-            and self._queued < HIGH_WATER
-        )
+        reading = self._want_read and not self._close_when_flushed and self._queued < HIGH_WATER
         if reading != self._reading:
             self._reading = reading
             if reading:
@@ -159,9 +151,14 @@ class Stream:
         if self.closed:
             return
         if self.on_readable is not None:
-            self._parked = True
-            self._update()
-            self.on_readable()
+            # The socket stays registered while parked (a readable one is
+            # reported again at each select until the owner pulls): most
+            # are pulled in the same loop turn, and taking a socket out of
+            # the selector and putting it back costs two epoll_ctl calls
+            # and their bookkeeping at every read.
+            if not self._parked:
+                self._parked = True
+                self.on_readable()
             return
         self._read()
 
