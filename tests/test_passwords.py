@@ -65,9 +65,14 @@ def test_plain_and_hashed_users_log_in_side_by_side() -> None:
 
 def test_hash_checks_beyond_the_budget_are_refused_without_a_check() -> None:
     users = {"+61410999999": passwords.hash_password("bada4568", n=FAST)}
-    side = ServerSide(users, limits=Limits(hashes_per_second=2, failed_logins_per_minute=100))
+    # Refusals are answered refusal_delay late: short, so that the budget
+    # does not refill while the test waits.
+    limits = Limits(hashes_per_second=2, failed_logins_per_minute=100, refusal_delay=0.001)
+    side = ServerSide(users, limits=limits)
+    links = [side.connect() for _ in range(3)]
     replies = [
-        side.connect().send(LoginRequest("+61410999999", "wrong"))[0] for _ in range(3)
+        (link.send(LoginRequest("+61410999999", "wrong")) or link.advance(0.001))[0]
+        for link in links
     ]
     assert replies[:2] == [LoginReply(LoginStatus.WRONG_PASSWORD)] * 2
     assert isinstance(replies[2], ErrorReply)
