@@ -4,27 +4,43 @@ password, stored as a salted scrypt hash.
 The password is read without echo on a terminal (twice, to catch a typo), or
 as two lines from a pipe. The file is rewritten atomically (a temporary
 file, then a rename), keeping every other line, its comments and its line
-ends, so a crash leaves the old file or the new one. A running server picks
-the change up on SIGHUP.
+ends, so a crash leaves the old file or the new one.
+
+A user is a phone number as registration takes it (``wire.is_phone_number``,
+the server's own check). The folder is the server's: without ``--data-dir``
+the working directory, as for ``bluetrace-server``, and there the file must
+already exist, so that a run from the wrong folder leaves no stray
+credentials.txt behind. A running server reads the change on SIGUSR1, which
+reloads whatever ``--reload-signal`` it was given: ``--reload PID`` sends it,
+to a process that is checked to be a bluetrace-server first (SIGUSR1 ends
+most other programs).
 """
 
 import argparse
 import getpass
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
 
 from bluetrace import __version__
 from bluetrace.protocol import wire
+from bluetrace.protocol.timefmt import shown
 from bluetrace.runtime.cli import fail, whole
 from bluetrace.runtime.storage import open_locked
 from bluetrace.server import passwords
-from bluetrace.server.records import COMMENT, RecordError, load_credentials
+from bluetrace.server.records import CredentialParser, RecordError
 
 PROGRAM = "bluetrace-passwd"
 LOCK_WAIT = 10.0
 """Seconds to wait for a running server to let go of credentials.txt."""
+RUN_SERVER_DIR = Path(".bluetrace") / "server"
+"""Where ``make run-server`` keeps the server's files, under the project folder."""
+SERVER_NAMES = ("bluetrace-server", "bluetrace.server.main")
+"""What a server's command line holds: the installed program, or the module."""
+PHONE_RULE = "a user is a number as registration takes it: + then 7 to 15 digits, the first not 0"
+RELOAD_HINT = "a running server reads it after: kill -USR1 <its pid> (or pass --reload PID)"
 
 
 def _read_password() -> str | None:
@@ -36,7 +52,7 @@ def _read_password() -> str | None:
     return first if first == second else None
 
 
-def set_password(path: Path, username: str, stored: str) -> bool:
+def set_password(path: Path, username: str, stored: str, *, create: bool = True) -> bool:
     """Put ``<username> <stored>`` in place of the user's line, or append it;
     True if the user was new. Every other line is kept, with the file's own
     line ends (CRLF if it has any, as the samples do), and the
@@ -46,8 +62,9 @@ def set_password(path: Path, username: str, stored: str) -> bool:
     All under the lock a running server takes to append a registration
     (``storage.open_locked``): a registration is either in the file read
     here, or appended to the new file after the rename, never lost to the
-    replaced one."""
-    lock = open_locked(path, os.O_RDWR | os.O_CREAT, wait=LOCK_WAIT)
+    replaced one. ``create``: False when the file must already exist
+    (FileNotFoundError otherwise)."""
+    lock = open_locked(path, os.O_RDWR | (os.O_CREAT if create else 0), wait=LOCK_WAIT)
     try:
         return _rewrite(path, username, stored, _read_all(lock))
     finally:
@@ -76,13 +93,17 @@ def _rewrite(path: Path, username: str, stored: str, data: bytes) -> bool:
     if new:
         lines.append(line)
     payload = b"".join(text + eol for text in lines)
+    # Checked as the server will load it, under the file's own name: an
+    # error names a line of credentials.txt, not of the temporary file.
+    parser = CredentialParser(path, payload)
+    parser.step(len(parser.lines))
+    parser.result()
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
-        load_credentials(Path(temp))
         if path.exists():
             os.chmod(temp, path.stat().st_mode & 0o777)
         os.replace(temp, path)
@@ -97,16 +118,58 @@ def _rewrite(path: Path, username: str, stored: str, data: bytes) -> bool:
     return new
 
 
-def main(argv: list[str] | None = None) -> int:
+def _server_problem(pid: int) -> str | None:
+    """Why ``pid`` cannot be sent SIGUSR1, or None: it must be running, be
+    ours to signal and, where /proc shows command lines, be a bluetrace-server
+    (SIGUSR1 ends most other programs: a mistyped number must not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return "no running process has that number"
+    except PermissionError:
+        return "that process is another user's; run this as the user the server runs as"
+    proc = Path("/proc")
+    if not (proc / "self" / "cmdline").exists():
+        return None  # no /proc here: running and ours is all that can be known
+    try:
+        words = (proc / str(pid) / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "no running process has that number"
+    args = [word.decode("utf-8", "replace") for word in words if word]
+    if not any(Path(arg).name in SERVER_NAMES for arg in args):
+        shown_args = shown(" ".join(args)[:80]) or "no command line (it has ended)"
+        return f"that process is not a bluetrace-server ({shown_args}); check its pid"
+    return None
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
         description="Add a user to credentials.txt or change their password, stored as a "
         "salted scrypt hash. Reads the password without echo (twice), or as two lines "
-        "from a pipe. Send SIGHUP to a running server to reload the file.",
+        "from a pipe. A running server reads the change when it gets SIGUSR1 (--reload "
+        "sends it).",
     )
-    parser.add_argument("username", help="the phone number, e.g. +61410888888")
     parser.add_argument(
-        "--data-dir", type=Path, default=Path.cwd(), help="folder of credentials.txt"
+        "username",
+        help="a phone number as registration takes it: + then 7 to 15 digits, the first "
+        "not 0 (e.g. +61410888888)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="the server's folder, holding credentials.txt (default: the working "
+        "directory, as for bluetrace-server, where credentials.txt must then already "
+        f"exist; make run-server's folder is {RUN_SERVER_DIR} under the project)",
+    )
+    parser.add_argument(
+        "--reload",
+        type=whole(1, 2**31 - 1, "a process number"),
+        metavar="PID",
+        help="then send SIGUSR1 to the running server with this process number, which "
+        "makes it read credentials.txt again; checked first to be a bluetrace-server "
+        "(default: no signal, and a reminder)",
     )
     parser.add_argument(
         "--cost",
@@ -117,10 +180,42 @@ def main(argv: list[str] | None = None) -> int:
         "35 ms a check)",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _folder_problem(given: Path | None, folder: Path) -> str | None:
+    """Why credentials.txt in ``folder`` is not the file to change, or None.
+    ``given``: the --data-dir as typed (None: the working directory)."""
+    naming = "pass --data-dir naming the server's folder"
+    if given is not None:
+        if not given.exists():
+            return f"no such folder: {given} (create it, or {naming})"
+        if not given.is_dir():
+            return f"not a folder: {given} ({naming})"
+        return None
+    if (folder / "credentials.txt").exists():
+        return None
+    if (folder / RUN_SERVER_DIR / "credentials.txt").exists():
+        where = f"make run-server's is here: pass --data-dir {RUN_SERVER_DIR}"
+    else:
+        where = naming
+    return f"no credentials.txt in {folder}, the working directory; {where}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     username: str = args.username
-    if not wire.is_credential(username) or username.startswith(COMMENT):
-        return fail(PROGRAM, f"not a username (printable, no spaces, 1-255 bytes): {username}", 2)
+    if not wire.is_phone_number(username):
+        return fail(PROGRAM, f"not a phone number: {shown(username)} ({PHONE_RULE})", 2)
+    given: Path | None = args.data_dir
+    folder = given if given is not None else Path.cwd()
+    problem = _folder_problem(given, folder)
+    if problem is None and args.reload is not None:
+        reload_problem = _server_problem(args.reload)
+        if reload_problem is not None:
+            problem = f"--reload {args.reload}: {reload_problem}"
+    if problem is not None:
+        return fail(PROGRAM, f"{problem}; nothing changed")
     try:
         password = _read_password()
     except (KeyboardInterrupt, EOFError):
@@ -129,16 +224,31 @@ def main(argv: list[str] | None = None) -> int:
     if password is None:
         return fail(PROGRAM, "the two passwords differ; nothing changed")
     if not wire.is_credential(password):
-        return fail(PROGRAM, "a password is 1-255 bytes of printable text with no spaces")
-    path = args.data_dir / "credentials.txt"
+        rule = "a password is 1-255 bytes of printable text with no spaces"
+        return fail(PROGRAM, f"{rule}; nothing changed")
+    path = (folder / "credentials.txt").absolute()
     stored = passwords.hash_password(password, n=2**args.cost)
     try:
-        new = set_password(path, username, stored)
+        new = set_password(path, username, stored, create=given is not None)
     except BlockingIOError:
         return fail(PROGRAM, f"{path} stayed locked by a running server; nothing changed")
-    except (OSError, RecordError) as exc:
-        return fail(PROGRAM, str(exc))
-    print(f"{'added' if new else 'changed'} {username} in {path} (hashed)")
+    except FileNotFoundError:
+        problem = _folder_problem(given, folder) or f"{path} has gone"
+        return fail(PROGRAM, f"{problem}; nothing changed")
+    except OSError as exc:
+        return fail(PROGRAM, f"cannot update {path}: {exc.strerror or exc}; nothing changed")
+    except RecordError as exc:
+        return fail(PROGRAM, f"{exc}; nothing changed")
+    done = f"added {username} to" if new else f"changed {username} in"
+    if args.reload is None:
+        print(f"{done} {path} (hashed)", flush=True)
+        return fail(PROGRAM, RELOAD_HINT, 0)
+    try:
+        os.kill(args.reload, signal.SIGUSR1)
+    except OSError as exc:
+        print(f"{done} {path} (hashed)", flush=True)
+        return fail(PROGRAM, f"--reload {args.reload}: {exc.strerror or exc}; {RELOAD_HINT}")
+    print(f"{done} {path} (hashed); asked the server (pid {args.reload}) to reload it")
     return 0
 
 
