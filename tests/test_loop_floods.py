@@ -427,7 +427,7 @@ def test_malformed_connections_are_summarised_not_logged_one_line_each(tmp_path:
             client.close()
         phone = FrameClient(server.port)  # served after them: their lines are out
         assert phone.call(LoginRequest(USER, PASSWORD)) == LoginReply(LoginStatus.OK)
-        server.stderr.wait_for(re.escape(f"{USER} login"))
+        server.stderr.wait_for(re.escape(f"login user={USER} "))
         lines = [line for line in server.stderr.drain().splitlines() if "version" in line]
         assert 1 <= len(lines) <= LineSummary.LINES_PER_INTERVAL
         phone.close()
@@ -545,7 +545,7 @@ def test_a_refused_connection_waits_for_the_refusal_delay_before_it_is_closed(
             LoginStatus.UNKNOWN_USER
         )
         limited.send(LoginRequest("+61400000000", "x"))
-        server.stderr.wait_for("too many failed logins")  # it is being answered
+        server.stderr.wait_for("too-many-failed-logins")  # it is being answered
         newcomer = _idle(server.port, "127.0.0.2")
         newcomer.settimeout(0.5)
         with pytest.raises(TimeoutError):

@@ -59,7 +59,9 @@ def test_failed_logins_are_logged_a_few_at_a_time_then_summarised() -> None:
     for _ in range(100):
         link.send(LoginRequest("+61400000000", "x"))
     assert len(link.logs) == side.core.login_log.LINES_PER_INTERVAL
-    assert link.logs[0] == 'unknown user "+61400000000" (127.0.0.1:50000)'
+    assert link.logs[0] == (
+        "login-failed user=+61400000000 peer=127.0.0.1:50000 reason=unknown-user"
+    )
     (summary,) = side.core.login_log.summary(side.clock.monotonic())
     assert summary.startswith("95 more failed logins not shown: 95 unknown users")
 

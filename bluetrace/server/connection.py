@@ -37,6 +37,7 @@ from bluetrace.protocol.states import Event, Reply, State, transition
 from bluetrace.protocol.wire import ErrorCode, LoginStatus, RegisterStatus
 from bluetrace.server import passwords
 from bluetrace.server.core import ServerCore
+from bluetrace.server.logstream import user_event
 from bluetrace.server.upload import CHECKS_NOT_RECORDED, DISCARD_TEXT, Checking, UploadSlot
 
 PRE_LOGIN_MAX_BODY = 2 * (1 + wire.MAX_TEXT_LEN)
@@ -366,7 +367,9 @@ class ServerConnection:
         elif now >= self._idle_deadline():
             idle = now - self._last_frame
             self._abandon(f"idle for {idle:.0f} s")
-            self._events.append(Log(f"{self.peer}: {self.username} idle for {idle:.0f} s; closed"))
+            self._events.append(
+                Log(user_event("idle-close", str(self.username), self.peer, f"idle={idle:.0f}s"))
+            )
             self._apply(Event.IDLE_TIMEOUT, now, f"no request for {idle:.0f} seconds")
 
     def commit_done(self, durable: bool) -> None:
@@ -572,7 +575,7 @@ class ServerConnection:
             self._send(ErrorReply(ErrorCode.STORAGE, "the server could not record you; try later"))
             return
         if event is Event.REGISTER_OK:
-            self._events.append(Log(f"{username} registered ({self.peer})"))
+            self._events.append(Log(user_event("register", username, self.peer)))
         self._apply(event, now)
 
     # -- the table --------------------------------------------------------------
@@ -610,6 +613,7 @@ class ServerConnection:
             self._checking = Checking(self.core, self, self.username, self._upload.finished())
         elif reply is Reply.LOGOUT:
             self._send(_LOGOUT_REPLY, output=f"{self.username} logout")
+            self._events.append(Log(user_event("logout", str(self.username), self.peer)))
         elif reply not in (Reply.NONE, Reply.DISCARD):
             fixed = _FIXED_ERROR_REPLIES.get(reply)
             self._send(fixed if fixed is not None else ErrorReply(*self._error_for(reply, why)))
@@ -763,21 +767,23 @@ class ServerConnection:
         server's aggregating login log (a flood of probes is one summary)."""
         peer = self.peer
         if event is Event.LOGIN_OK:
-            lines = [f"{username} login ({peer})"]
+            lines = [user_event("login", username, peer)]
         elif event is Event.LOGIN_BLOCKED:
-            lines = [f"{username}: login refused, blocked ({peer})"]
+            lines = [user_event("login-refused", username, peer, "reason=blocked")]
         elif event is Event.LOGIN_BLOCKS:
-            lines = [f"{username}: third failed login, blocked ({peer})"]
+            blocked = f"blocked={self.core.guard.block_duration:g}s"
+            lines = [user_event("login-failed", username, peer, "failures=3", blocked)]
         else:
             log = self.core.login_log
             if event is Event.LOGIN_WRONG_PASSWORD:
                 count = self.core.guard.failures(username)
-                text = f"{username}: failed login {count} ({peer})"
+                text = user_event("login-failed", username, peer, f"failures={count}")
                 lines = log.note("wrong", text, self.address, now)
             elif event is Event.LOGIN_UNKNOWN_USER:
-                text = f'unknown user "{username}" ({peer})'
+                text = user_event("login-failed", username, peer, "reason=unknown-user")
                 lines = log.note("unknown", text, self.address, now)
             else:
-                text = f"{peer}: too many failed logins from this address; refused"
+                reason = "reason=too-many-failed-logins-from-this-address"
+                text = user_event("login-refused", username, peer, reason)
                 lines = log.note("limited", text, self.address, now)
         self._events += [Log(line) for line in lines]

@@ -66,6 +66,7 @@ from bluetrace.server.core import (
     ServerCore,
 )
 from bluetrace.server.files import CheckFile, CredentialFile, TempIDFile
+from bluetrace.server.logstream import log_line
 from bluetrace.server.records import CredentialParser, RecordError, load_tempids
 from bluetrace.server.registry import TempIDRegistry
 
@@ -666,7 +667,8 @@ class Server:
             self.reactor.call_soon(lambda: link.work_done(None))
 
     def log(self, text: str) -> None:
-        self.err.write_line(f"{PROGRAM}: {text}")
+        """One line of the log stream, stamped (``server.logstream``)."""
+        self.err.write_line(log_line(text))
 
     def shut_down(self) -> None:
         self.reactor.forget(self.listener)
@@ -907,18 +909,18 @@ def _load(data_dir: Path) -> tuple[dict[str, str], bytes, TempIDRegistry, int] |
     except OSError as exc:
         return f"{tempids_path}: cannot read: {exc.strerror or exc}"
     for problem in report.problems[:20]:
-        print(f"{PROGRAM}: skipped {problem}", file=sys.stderr)
+        print(log_line(f"skipped {problem}"), file=sys.stderr)
     if len(report.problems) > 20:
-        print(f"{PROGRAM}: ... and {len(report.problems) - 20} more bad lines", file=sys.stderr)
+        print(log_line(f"... and {len(report.problems) - 20} more bad lines"), file=sys.stderr)
     for conflict in report.conflicts:
-        print(f"{PROGRAM}: warning: {conflict}", file=sys.stderr)
+        print(log_line(f"warning: {conflict}"), file=sys.stderr)
     checks_path = data_dir / CHECKS_FILE
     try:
         cut = recover_checks(checks_path)
     except OSError as exc:
         return f"{checks_path}: cannot check it: {exc.strerror or exc}"
     if cut is not None:
-        print(f"{PROGRAM}: {cut}", file=sys.stderr)
+        print(log_line(cut), file=sys.stderr)
     return credentials, CredentialReloader.digest(data), tempids, report.loaded
 
 
@@ -1024,14 +1026,14 @@ def serve(args: argparse.Namespace, clock: Clock | None = None) -> int:
         reactor,
         sys.stdout.fileno(),
         "stdout",
-        on_disabled=lambda text: err.write_line(f"{PROGRAM}: {text}"),
+        on_disabled=lambda text: err.write_line(log_line(text)),
     )
-    err.on_disabled = lambda text: out.write_line(f"{PROGRAM}: {text}")
+    err.on_disabled = lambda text: out.write_line(log_line(text))
     workers = WorkerPool(
         reactor,
         workers=args.workers,
         queue_limit=args.work_queue,
-        log=lambda text: err.write_line(f"{PROGRAM}: {text}"),
+        log=lambda text: err.write_line(log_line(text)),
     )
     group = _group_commit(
         reactor, core, Syncer(reactor, timeout=args.sync_timeout, log=workers.log),
