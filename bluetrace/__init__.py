@@ -9,8 +9,9 @@ The packages, in dependency order (each imports only those above it; a test,
     frame decoder and the server's state table.
 ``runtime``
     Everything that holds a file descriptor: the one selectors loop, its
-    transports, TLS through memory BIOs, bounded terminal output, crash-safe
-    file writes, worker processes, and the command-line helpers.
+    transports, TLS through memory BIOs (and as a stream used like the plain
+    one), bounded terminal output, crash-safe file writes, worker processes,
+    and the command-line helpers.
 ``term``
     The phone's terminal: the line editor (pure: keys in, screen bytes out),
     the console that runs it inside the loop, the raw-mode terminal.

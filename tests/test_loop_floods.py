@@ -37,7 +37,7 @@ from bluetrace.protocol.messages import (
 from bluetrace.protocol.wire import ErrorCode, LoginStatus
 from bluetrace.runtime.output import LineOutput
 from bluetrace.runtime.reactor import Reactor
-from bluetrace.runtime.tls import server_context
+from bluetrace.runtime.tls import TlsStream, server_context
 from bluetrace.server.admission import (
     HANDSHAKE_BURST_SECONDS,
     AddressRate,
@@ -289,7 +289,7 @@ def test_tls_handshakes_over_the_address_rate_are_refused_before_any_tls_work(
                 "127.0.0.1",
                 *["127.0.0.2"] * burst,
             ]
-            assert all(link.tls is not None for link in server.links.values())
+            assert all(isinstance(link.stream, TlsStream) for link in server.links.values())
         finally:
             for sock in socks:
                 sock.close()

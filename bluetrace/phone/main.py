@@ -44,7 +44,7 @@ from bluetrace.protocol.messages import TempIDWindow
 from bluetrace.runtime.cli import fail, port, positive_seconds, seconds, whole
 from bluetrace.runtime.reactor import Handle, Reactor
 from bluetrace.runtime.storage import LineAppender, replace_lines
-from bluetrace.runtime.tls import TlsError, TlsSession, client_context, normalise_pin
+from bluetrace.runtime.tls import TlsError, TlsSession, TlsStream, client_context, normalise_pin
 from bluetrace.runtime.transports import DatagramEndpoint, Stream, connect
 from bluetrace.term.terminal import EditorTerminal, PlainTerminal, Terminal
 
@@ -127,14 +127,14 @@ class Client:
         self.reactor = reactor
         self.tls_context = tls_context
         self.tls_pin = tls_pin
-        self.tls: TlsSession | None = None
         self.clock = clock
         self.phone = phone
         self.shell = Shell(phone, clock)
         self.server_address = server_address
         self.terminal = terminal
         self.status = 0
-        self.stream: Stream | None = None
+        self.stream: Stream | TlsStream | None = None
+        """The server connection: a TlsStream when TLS is on (plaintext either way)."""
         self.udp = DatagramEndpoint(reactor, udp, self._on_datagram, self._on_udp_error)
         terminal.start(reactor, self._on_line, self._on_eof, self.interrupt)
         self._timer: Handle | None = None
@@ -221,27 +221,8 @@ class Client:
         self.apply(effects)
 
     def _to_server(self, data: bytes) -> None:
-        """The phone's bytes to the server, through TLS when it is on."""
-        if self.stream is None:
-            return
-        if self.tls is not None:
-            try:
-                self.tls.send(data)
-            except TlsError as exc:
-                self._tls_failed(exc)
-                return
-            data = self.tls.data_to_send()
-        if data:
-            self.stream.write(data)
-
-    def _tls_failed(self, exc: TlsError) -> None:
         if self.stream is not None:
-            self.stream.close()
-        if self._probe is not None:
-            self._probed(Verdict(False, str(exc)))
-            return
-        self.phone.connection_lost(str(exc))
-        self.apply(self.shell.events(self.phone.next_events()))
+            self.stream.write(data)
 
     def _reschedule(self) -> None:
         deadlines = [d for d in (self.phone.get_timer(), self.shell.get_timer()) if d is not None]
@@ -265,15 +246,11 @@ class Client:
         self.stream = Stream(self.reactor, sock, self._on_data, self._on_server_closed)
         if self.tls_context is not None:
             host = self.server_address[0]
-            self.tls = TlsSession(
+            session = TlsSession(
                 self.tls_context, server_side=False, server_hostname=host, pin=self.tls_pin
             )
-            try:
-                self.tls.start()
-            except TlsError as exc:
-                self._tls_failed(exc)
-                return
-            self.stream.write(self.tls.data_to_send())
+            # Sends the ClientHello; plaintext from here on, as without TLS.
+            self.stream = TlsStream(self.stream, session, self._on_data, self._on_server_closed)
         if self._probe is not None:
             self._to_server(self._probe.request())
             self._probe_timer = self.reactor.call_later(ANSWER_WAIT, self._probe_timed_out)
@@ -300,7 +277,6 @@ class Client:
             self.stream.on_close = _ignore_close  # the check's end is no lost session
             self.stream.close()
         self.stream = None
-        self.tls = None
         if verdict.ready:
             self.apply(self.shell.server_ready())
         else:
@@ -312,15 +288,6 @@ class Client:
             self._probed(self._probe.timed_out())
 
     def _on_data(self, data: bytes) -> None:
-        if self.tls is not None:
-            try:
-                data = self.tls.receive(data)
-            except TlsError as exc:
-                self._tls_failed(exc)
-                return
-            self._to_server(b"")  # handshake replies
-            if not data:
-                return
         if self._probe is not None:
             verdict = self._probe.feed(data)
             if verdict is not None:
@@ -329,15 +296,19 @@ class Client:
         self.phone.receive_data(data, self.clock.monotonic())
         self._after_phone()
 
-    def _on_server_closed(self, error: OSError | None) -> None:
+    def _on_server_closed(self, error: OSError | TlsError | None) -> None:
         if self._probe is not None:
-            self._probed(
-                self._probe.closed()
-                if error is None
-                else Verdict(False, f"{self._probe.where}: {error.strerror or error}")
-            )
+            if error is None:
+                verdict = self._probe.closed()
+            elif isinstance(error, TlsError):
+                verdict = Verdict(False, str(error))
+            else:
+                verdict = Verdict(False, f"{self._probe.where}: {error.strerror or error}")
+            self._probed(verdict)
             return
-        if error is None:
+        if isinstance(error, TlsError):
+            self.phone.connection_lost(str(error))
+        elif error is None:
             self.phone.receive_data(b"", self.clock.monotonic())
         else:
             self.phone.connection_lost(str(error.strerror or error))
@@ -393,7 +364,7 @@ def beacon_error_text(error: OSError, destination: tuple[str, int] | None) -> st
     return f"Beacon to {host}:{port_number} was not delivered: {error.strerror or error}"
 
 
-def _ignore_close(error: OSError | None) -> None:
+def _ignore_close(error: OSError | TlsError | None) -> None:
     """The check's connection ended; nothing depends on it."""
 
 

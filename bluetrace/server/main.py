@@ -37,7 +37,7 @@ from bluetrace.runtime.output import LineOutput
 from bluetrace.runtime.reactor import Handle, Reactor
 from bluetrace.runtime.storage import read_regular, recover_checks
 from bluetrace.runtime.syncer import DEFAULT_SYNC_TIMEOUT, Syncer
-from bluetrace.runtime.tls import TlsError, TlsSession, server_context
+from bluetrace.runtime.tls import TlsError, TlsSession, TlsStream, server_context
 from bluetrace.runtime.transports import Stream
 from bluetrace.runtime.workers import DEFAULT_QUEUE, DEFAULT_WORKERS, WorkerPool
 from bluetrace.server.admission import (
@@ -132,7 +132,6 @@ class Link:
         "spent",
         "stream",
         "timer",
-        "tls",
         "units",
         "unsent",
     )
@@ -154,16 +153,17 @@ class Link:
         """Replies held back while the connection has frames left for later turns."""
         self.units = 0
         """Work units this link has been charged in all its turns (for tests)."""
-        self.tls = (
-            TlsSession(server.tls, server_side=True) if server.tls is not None else None
-        )
-        """With --tls-cert: the TLS layer between the socket and the connection.
-        A handshake must finish within --handshake-timeout; one that fails is
-        one (summarised) log line and a close."""
-        self.stream = Stream(
+        self.stream: Stream | TlsStream = Stream(
             server.reactor, sock, self._on_data, self._on_close, on_readable=self._readable
         )
-        if self.tls is not None:
+        """With --tls-cert, a TlsStream: plaintext in and out like a Stream. A
+        handshake must finish within --handshake-timeout; one that fails is one
+        (summarised) log line and a close."""
+        if server.tls is not None:
+            self.stream = TlsStream(
+                self.stream, TlsSession(server.tls, server_side=True), self._on_data,
+                self._on_close, on_handshake=self._handshake_step,
+            )  # fmt: skip
             self.handshake_timer = server.reactor.call_later(
                 server.handshake_timeout, self._handshake_expired
             )
@@ -198,36 +198,18 @@ class Link:
         return spent
 
     def _on_data(self, data: bytes) -> None:
-        if self.tls is not None:
-            handshaking = not self.tls.handshake_done
-            if handshaking:
-                self.spent += HANDSHAKE_UNITS
-            try:
-                data = self.tls.receive(data)
-            except TlsError as exc:
-                self._tls_failed(exc, handshaking)
-                return
-            if handshaking and self.tls.handshake_done and self.handshake_timer is not None:
-                self.handshake_timer.cancel()
-                self.handshake_timer = None
-            if not data:
-                self._settle()  # handshake bytes may be waiting to go out
-                return
         self.connection.receive_data(data, self.server.reactor.time(), self.share)
         self._settle()
 
-    def _tls_failed(self, exc: TlsError, handshaking: bool = False) -> None:
-        """One log line (summarised with the other refused connections), then close."""
-        if self.tls is not None:
-            self.stream.write(self.tls.data_to_send())  # the alert, if any
-        kind = "failed TLS handshakes" if handshaking else "TLS errors"
-        self.connection.connection_lost(str(exc), rejected=kind)
-        self._settle()
-        self.stream.close_when_flushed()
+    def _handshake_step(self, done: bool) -> None:
+        self.spent += HANDSHAKE_UNITS
+        if done and self.handshake_timer is not None:
+            self.handshake_timer.cancel()
+            self.handshake_timer = None
 
     def _handshake_expired(self) -> None:
         self.handshake_timer = None
-        if self.tls is None or self.tls.handshake_done or self.stream.closed:
+        if self.stream.closed:
             return
         timeout = self.server.handshake_timeout
         self.connection.connection_lost(
@@ -242,8 +224,12 @@ class Link:
         self._settle()
         self.stream.close()
 
-    def _on_close(self, error: OSError | None) -> None:
-        if error is not None:
+    def _on_close(self, error: OSError | TlsError | None) -> None:
+        if isinstance(error, TlsError):
+            # One log line, summarised with the other refused connections.
+            kind = "failed TLS handshakes" if error.during_handshake else "TLS errors"
+            self.connection.connection_lost(str(error), rejected=kind)
+        elif error is not None:
             self.connection.connection_lost(error.strerror or str(error))
         else:
             self.connection.receive_data(b"", self.server.reactor.time())
@@ -282,13 +268,6 @@ class Link:
             data = b""
         elif self.unsent:
             data, self.unsent = bytes(self.unsent + data), bytearray()
-        if self.tls is not None and not stream.closed:
-            try:
-                self.tls.send(data)
-            except TlsError as exc:
-                self._tls_failed(exc)
-                return
-            data = self.tls.data_to_send()
         if data:
             stream.write(data)
         for event in connection.next_events():
