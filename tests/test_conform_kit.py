@@ -4,6 +4,8 @@
 import json
 import re
 import shutil
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 import zlib
 from pathlib import Path
@@ -223,3 +225,20 @@ def test_skipped_repeats_are_not_flaky() -> None:
     result = run_case(_fake(once), None, RunOptions(repeat=3))
     assert result.outcome is Outcome.PASS
     assert result.runs == ["PASS", "SKIPPED", "SKIPPED"]
+
+
+def test_the_kit_logs_in_bluetrace_phone_that_checks_the_server_first(tmp_path: Path) -> None:
+    """bluetrace's phone connects after the username and checks the server
+    (a LOGOUT, answered NOT_LOGGED_IN) on a connection of its own before it
+    asks for the password. Before the kit answered that check, every client
+    case that logs in failed against bluetrace's own phone (18 of 83)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bluetrace.conform", "self", "--case", "client/3.2",
+         "--json", str(tmp_path / "out.json")],
+        check=False, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:]
+    results = json.loads((tmp_path / "out.json").read_text())["results"]
+    outcomes = [case["outcome"] for case in results]
+    assert len(outcomes) >= 6
+    assert set(outcomes) == {"PASS"}

@@ -156,7 +156,7 @@ def unknown_status(target: ClientTarget, ctx: CaseContext) -> None:
     with target.start(ctx) as phone:
         phone.expect("Username:", "the 'Username:' prompt", wait=STARTUP + ctx.timeout)
         phone.type(target.user)
-        phone.expect("Password:", "the 'Password:' prompt")
+        target.password_prompt(phone, ctx)
         phone.type(target.password)
         conn = phone.accept()
         conn.expect(ctx, "LOGIN")
