@@ -76,13 +76,17 @@ class ClientTarget:
         probe: Conn | None = None
         while True:
             if phone.conn is None and select.select([phone.listener], [], [], 0)[0]:
-                conn = phone.accept()
-                first = conn.expect(ctx, "a LOGOUT (the server check) or nothing before the "
-                                    "password")
-                if not isinstance(first, LogoutRequest):
+                phone.accept()  # it may also be a phone that connects early and waits
+            conn = phone.conn
+            if conn is not None and probe is None:
+                first = conn.next_frame(ctx, PROMPT_POLL)
+                if isinstance(first, LogoutRequest):
+                    conn.send(encode(ErrorReply(ErrorCode.NOT_LOGGED_IN, "log in first")))
+                    probe = conn
+                elif isinstance(first, Closed):
+                    phone.conn = None  # closed before the password: the login opens another
+                elif first is not None:
                     raise CaseFailed(f"before the password, the phone sent {describe(first)}")
-                conn.send(encode(ErrorReply(ErrorCode.NOT_LOGGED_IN, "log in first")))
-                probe = conn
             left = deadline - time.monotonic()
             try:
                 phone.expect("Password:", "the 'Password:' prompt", wait=min(PROMPT_POLL, left))
