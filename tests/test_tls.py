@@ -2,7 +2,6 @@
 
 import shutil
 import socket
-import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -12,24 +11,10 @@ import pytest
 from bluetrace.protocol.framing import FrameDecoder
 from bluetrace.protocol.messages import LoginReply, LoginRequest, encode
 from bluetrace.protocol.wire import LoginStatus
-from bluetrace.runtime.tls import TlsError, TlsSession, client_context, fingerprint, server_context
+from bluetrace.runtime.tls import TlsError, TlsSession, client_context, server_context
 from tests.harness import WAIT, running_server
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-         "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    der = ssl.PEM_cert_to_DER_cert(cert.read_text())
-    return cert, key, fingerprint(der)
 
 
 def _closed(sock: socket.socket) -> bool:
@@ -50,8 +35,8 @@ def _pump(a: TlsSession, b: TlsSession) -> tuple[bytes, bytes]:
     return got_a, got_b
 
 
-def test_frames_travel_unchanged_inside_tls(certificate: tuple[Path, Path, str]) -> None:
-    cert, key, pin = certificate
+def test_frames_travel_unchanged_inside_tls(tls_certificate: tuple[Path, Path, str]) -> None:
+    cert, key, pin = tls_certificate
     server = TlsSession(server_context(cert, key), server_side=True)
     client = TlsSession(client_context(None), server_side=False, pin=pin)
     client.start()
@@ -64,15 +49,15 @@ def test_frames_travel_unchanged_inside_tls(certificate: tuple[Path, Path, str])
     assert FrameDecoder().messages(at_client) == [LoginReply(LoginStatus.OK)]
 
 
-def test_a_garbage_handshake_is_one_clear_error(certificate: tuple[Path, Path, str]) -> None:
-    cert, key, _ = certificate
+def test_a_garbage_handshake_is_one_clear_error(tls_certificate: tuple[Path, Path, str]) -> None:
+    cert, key, _ = tls_certificate
     server = TlsSession(server_context(cert, key), server_side=True)
     with pytest.raises(TlsError, match=r"^the phone does not speak TLS .*--tls-ca or --tls-pin"):
         server.receive(encode(LoginRequest("+61410888888", "comp3331")))
 
 
-def test_a_wrong_pin_is_refused(certificate: tuple[Path, Path, str]) -> None:
-    cert, key, _ = certificate
+def test_a_wrong_pin_is_refused(tls_certificate: tuple[Path, Path, str]) -> None:
+    cert, key, _ = tls_certificate
     server = TlsSession(server_context(cert, key), server_side=True)
     client = TlsSession(client_context(None), server_side=False, pin="0" * 64)
     client.start()
@@ -81,9 +66,9 @@ def test_a_wrong_pin_is_refused(certificate: tuple[Path, Path, str]) -> None:
 
 
 def test_a_tls_server_serves_tls_phones_and_shrugs_off_bad_ones(
-    certificate: tuple[Path, Path, str], tmp_path: Path
+    tls_certificate: tuple[Path, Path, str], tmp_path: Path
 ) -> None:
-    cert, key, pin = certificate
+    cert, key, pin = tls_certificate
     args = ("--tls-cert", str(cert), "--tls-key", str(key), "--login-timeout", "1")
     with running_server(tmp_path, *args) as server:
         plain = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT)

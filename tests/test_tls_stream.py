@@ -2,8 +2,6 @@
 
 import shutil
 import socket
-import ssl
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +14,6 @@ from bluetrace.runtime.tls import (
     TlsSession,
     TlsStream,
     client_context,
-    fingerprint,
     server_context,
 )
 from bluetrace.runtime.transports import HIGH_WATER, Stream
@@ -25,22 +22,11 @@ from tests.test_loop_floods import loop_server
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
+Certificate = tuple[Path, Path, str]
+"""A certificate file, its key file and its pin (the tls_certificate fixture)."""
 MAX_TURNS = 200
 """Loop turns any exchange here may take (each waits at most TURN_WAIT)."""
 TURN_WAIT = 0.05
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
-    folder = tmp_path_factory.mktemp("tls-stream")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-         "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    return cert, key, fingerprint(ssl.PEM_cert_to_DER_cert(cert.read_text()))
 
 
 class End:
@@ -104,9 +90,9 @@ def _client(reactor: Reactor, sock: socket.socket, pin: str, end: End) -> TlsStr
 
 
 def test_plaintext_in_plaintext_out_and_ciphertext_between(
-    loop: Reactor, pair: tuple[socket.socket, socket.socket], certificate: tuple[Path, Path, str]
+    loop: Reactor, pair: tuple[socket.socket, socket.socket], tls_certificate: Certificate
 ) -> None:
-    cert, key, pin = certificate
+    cert, key, pin = tls_certificate
     server_end, client_end = End(), End()
     server = _server(loop, pair[0], cert, key, server_end)
     client = _client(loop, pair[1], pin, client_end)
@@ -128,9 +114,9 @@ def test_plaintext_in_plaintext_out_and_ciphertext_between(
 
 
 def test_the_bytes_on_the_socket_are_not_the_plaintext(
-    loop: Reactor, pair: tuple[socket.socket, socket.socket], certificate: tuple[Path, Path, str]
+    loop: Reactor, pair: tuple[socket.socket, socket.socket], tls_certificate: Certificate
 ) -> None:
-    cert, key, pin = certificate
+    cert, key, pin = tls_certificate
     server_end, client_end = End(), End()
     _server(loop, pair[0], cert, key, server_end)
     # The client's TLS bytes pass through a tap on their way to the server.
@@ -168,11 +154,11 @@ def test_the_bytes_on_the_socket_are_not_the_plaintext(
 def test_a_broken_handshake_is_one_tls_error_after_the_alert(
     loop: Reactor,
     pair: tuple[socket.socket, socket.socket],
-    certificate: tuple[Path, Path, str],
+    tls_certificate: Certificate,
     case: tuple[bytes, str, bool],
 ) -> None:
     sent, reason, alert = case
-    cert, key, _ = certificate
+    cert, key, _ = tls_certificate
     server_end = End()
     server = _server(loop, pair[0], cert, key, server_end)
     pair[1].sendall(sent)
@@ -198,9 +184,9 @@ def test_a_broken_handshake_is_one_tls_error_after_the_alert(
 
 
 def test_a_wrong_pin_closes_the_client_with_one_tls_error(
-    loop: Reactor, pair: tuple[socket.socket, socket.socket], certificate: tuple[Path, Path, str]
+    loop: Reactor, pair: tuple[socket.socket, socket.socket], tls_certificate: Certificate
 ) -> None:
-    cert, key, _ = certificate
+    cert, key, _ = tls_certificate
     server_end, client_end = End(), End()
     _server(loop, pair[0], cert, key, server_end)
     client = _client(loop, pair[1], "ab" * 32, client_end)
@@ -218,9 +204,9 @@ def test_a_wrong_pin_closes_the_client_with_one_tls_error(
 
 
 def test_reading_waits_for_pull_when_the_owner_schedules_it(
-    loop: Reactor, pair: tuple[socket.socket, socket.socket], certificate: tuple[Path, Path, str]
+    loop: Reactor, pair: tuple[socket.socket, socket.socket], tls_certificate: Certificate
 ) -> None:
-    cert, key, pin = certificate
+    cert, key, pin = tls_certificate
     server_end, client_end = End(), End()
     readable: list[int] = []
     server = _server(loop, pair[0], cert, key, server_end, on_readable=lambda: readable.append(1))
@@ -237,12 +223,12 @@ def test_reading_waits_for_pull_when_the_owner_schedules_it(
 
 
 def test_a_failed_stream_is_closed_to_its_owner_while_its_alert_waits(
-    loop: Reactor, pair: tuple[socket.socket, socket.socket], certificate: tuple[Path, Path, str]
+    loop: Reactor, pair: tuple[socket.socket, socket.socket], tls_certificate: Certificate
 ) -> None:
     """A peer that reads nothing: the alert queues behind what the kernel would
     not take, the owner sees the stream closed at once (it must not read or
     work for it meanwhile) and hears of the failure once, when it is sent."""
-    cert, key, _ = certificate
+    cert, key, _ = tls_certificate
     server_end = End()
     server = _server(loop, pair[0], cert, key, server_end)
     # More than the socket buffers hold, less than stops the reading.
@@ -272,11 +258,11 @@ def test_a_failed_stream_is_closed_to_its_owner_while_its_alert_waits(
 
 
 def test_a_finished_handshake_ends_the_servers_handshake_deadline(
-    tmp_path: Path, certificate: tuple[Path, Path, str]
+    tmp_path: Path, tls_certificate: Certificate
 ) -> None:
     """The server's link over a TlsStream: the handshake's last step cancels
     --handshake-timeout, so a connection that finished it is not closed then."""
-    cert, key, pin = certificate
+    cert, key, pin = tls_certificate
     with loop_server(tmp_path, server_context(cert, key)) as server:
         server.handshake_timeout = 0.2
         reactor = server.reactor
